@@ -176,7 +176,7 @@ impl SegmentHeader {
             });
         }
         let payload_offset = u64_at(32);
-        if payload_offset < HEADER_LEN as u64 || payload_offset % PAYLOAD_ALIGN as u64 != 0 {
+        if payload_offset < HEADER_LEN as u64 || !payload_offset.is_multiple_of(PAYLOAD_ALIGN as u64) {
             return Err(HeaderError::Field {
                 field: "payload_offset",
                 value: payload_offset,
@@ -231,7 +231,7 @@ unsafe fn version_word<'a>(base: *const u8) -> &'a AtomicU32 {
 /// Loads the version word with `Acquire` ordering: everything the creator wrote before
 /// publishing is visible after a non-zero load.
 pub(crate) fn load_version(map: &[u8]) -> u32 {
-    assert!(map.len() >= HEADER_LEN && (map.as_ptr() as usize) % 4 == 0);
+    assert!(map.len() >= HEADER_LEN && (map.as_ptr() as usize).is_multiple_of(4));
     // SAFETY: asserted above: the slice covers the header and is 4-byte aligned; the borrow of
     // `map` keeps the mapping alive. An atomic load of read-only memory is allowed.
     unsafe { version_word(map.as_ptr()) }.load(Ordering::Acquire)
@@ -240,7 +240,7 @@ pub(crate) fn load_version(map: &[u8]) -> u32 {
 /// Publishes a header: stores [`FORMAT_VERSION`] with `Release` ordering. SYNC POINT: every
 /// write to the segment made before this call is visible to a reader that sees the version.
 pub(crate) fn publish(map: &mut [u8]) {
-    assert!(map.len() >= HEADER_LEN && (map.as_ptr() as usize) % 4 == 0);
+    assert!(map.len() >= HEADER_LEN && (map.as_ptr() as usize).is_multiple_of(4));
     // SAFETY: as in `load_version`; the mapping is writable (we hold `&mut`).
     unsafe { version_word(map.as_ptr()) }.store(FORMAT_VERSION, Ordering::Release);
 }

@@ -32,6 +32,7 @@
 
 pub mod arrow;
 mod error;
+mod fork;
 mod header;
 pub mod matrix;
 mod memfd;
@@ -45,6 +46,7 @@ pub mod sync;
 pub use error::{
     ArrowSegmentError, HeaderError, MatrixError, NameError, SegmentError, SyncError, human_bytes,
 };
+pub use fork::{ForkError, MappedFile, exit_now, fork_worker};
 pub use header::{
     ARROW_LEAD, ContentKind, FLAG_PERSISTENT, FORMAT_VERSION, HEADER_LEN, MAGIC, PAYLOAD_ALIGN,
     SegmentHeader,

@@ -1,0 +1,521 @@
+//! The worker process: waits for jobs on the control segment, claims row chunks, computes,
+//! writes its rows of the output, and counts completion.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shmframe_ipc::sync::atomic::Ordering;
+use shmframe_ipc::{MappedFile, Segment, SegmentDir, SegmentName, SegmentRw, SharedRegion};
+
+use crate::control::{
+    ACTIVE, BufRef, CANCEL, CHUNK_DONE, CHUNK_FREE, CURRENT_SEQ, Control, DONE_CHUNKS, Dtype,
+    Failure, InputDesc, JobDesc, Loc, N_CHUNKS, NEXT_CHUNK, Op, READY, S_CHUNKS, S_JOIN, S_PID,
+    SHUTDOWN,
+};
+use crate::kernels::{
+    Accumulate, ColumnSlice, RowKernel, apply_columns, apply_rows, normalize_rows,
+};
+use crate::user::{KernelRegistry, RowBlock};
+
+/// What a worker needs to start (everything by value: nothing inherited is ever dropped).
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerArgs {
+    pub(crate) control: SegmentName,
+    pub(crate) dir: SegmentDir,
+    pub(crate) slot: usize,
+    pub(crate) threads: usize,
+    pub(crate) parent: u32,
+}
+
+enum RoMap {
+    Segment(Segment),
+    File(MappedFile),
+}
+
+impl RoMap {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            RoMap::Segment(s) => s.bytes(),
+            RoMap::File(f) => f.bytes(),
+        }
+    }
+
+    fn stale(&self) -> bool {
+        match self {
+            RoMap::Segment(s) => s.is_unlinked(),
+            RoMap::File(_) => false,
+        }
+    }
+}
+
+struct Worker {
+    control: Control,
+    args: WorkerArgs,
+    registry: Arc<KernelRegistry>,
+    pool: Option<rayon::ThreadPool>,
+    ro: HashMap<Loc, Arc<RoMap>>,
+    rw: HashMap<Loc, SegmentRw>,
+}
+
+/// Runs a worker until shutdown; returns the process exit code.
+pub(crate) fn run(args: WorkerArgs, registry: Arc<KernelRegistry>) -> i32 {
+    let region = match SharedRegion::attach(&args.control, &args.dir) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "shmframe worker {}: cannot attach control segment: {e}",
+                args.slot
+            );
+            return 3;
+        }
+    };
+    let pool = if args.threads > 1 {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(args.threads)
+            .thread_name(|i| format!("shmframe-w{i}"))
+            .build()
+            .ok()
+    } else {
+        None
+    };
+    let mut w = Worker {
+        control: Control::new(region),
+        args,
+        registry,
+        pool,
+        ro: HashMap::new(),
+        rw: HashMap::new(),
+    };
+    w.main_loop()
+}
+
+impl Worker {
+    fn main_loop(&mut self) -> i32 {
+        let c = &self.control;
+        c.slot(self.args.slot, S_PID)
+            .store(std::process::id(), Ordering::Release);
+        let mut seen = c.job_event().current();
+        c.ready_sem().post();
+        loop {
+            if self.control.word(SHUTDOWN).load(Ordering::Acquire) != 0 {
+                return 0;
+            }
+            let cur = self.control.word(CURRENT_SEQ).load(Ordering::Acquire);
+            if cur != 0
+                && self
+                    .control
+                    .slot(self.args.slot, S_JOIN)
+                    .load(Ordering::Acquire)
+                    == cur
+            {
+                self.run_job(cur);
+                continue;
+            }
+            match self
+                .control
+                .job_event()
+                .wait_change(seen, Duration::from_millis(250))
+            {
+                Ok(s) => seen = s,
+                Err(_) => {
+                    self.purge();
+                    if nix::unistd::getppid().as_raw() as u32 != self.args.parent {
+                        return 0;
+                    }
+                }
+            }
+        }
+    }
+
+    fn purge(&mut self) {
+        self.ro.retain(|_, m| !m.stale());
+        self.rw.retain(|_, m| !m.is_unlinked());
+    }
+
+    fn leave(&self, seq: u32) {
+        let c = &self.control;
+        if c.slot(self.args.slot, S_JOIN)
+            .compare_exchange(seq, 0, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+            && c.word(ACTIVE).fetch_sub(1, Ordering::AcqRel) == 1
+        {
+            c.done_sem().post();
+        }
+    }
+
+    fn fail(&self, kernel: &str, chunk: usize, first_row: usize, message: String) {
+        self.control.record_failure(&Failure {
+            kernel: kernel.to_string(),
+            chunk,
+            first_row,
+            message,
+        });
+    }
+
+    fn run_job(&mut self, seq: u32) {
+        if self.ro.len() + self.rw.len() > 64 {
+            self.ro.clear();
+            self.rw.clear();
+        }
+        self.purge();
+        let desc: JobDesc = match serde_json::from_slice(&self.control.read_blob(true)) {
+            Ok(d) => d,
+            Err(e) => {
+                self.fail("?", 0, 0, format!("unreadable job descriptor: {e}"));
+                self.leave(seq);
+                return;
+            }
+        };
+        if desc.seq != seq {
+            self.leave(seq);
+            return;
+        }
+        if let Err(msg) = self.claim_loop(&desc) {
+            self.fail(&op_name(&desc.op), 0, 0, msg);
+        }
+        self.leave(seq);
+    }
+
+    fn ro_map(&mut self, loc: &Loc) -> Result<Arc<RoMap>, String> {
+        if let Some(m) = self.ro.get(loc) {
+            return Ok(m.clone());
+        }
+        let m = match loc {
+            Loc::Segment(name) => {
+                let name = SegmentName::parse(name).map_err(|e| e.to_string())?;
+                RoMap::Segment(Segment::attach(&name, &self.args.dir).map_err(|e| e.to_string())?)
+            }
+            Loc::File(p) => RoMap::File(MappedFile::open(p).map_err(|e| e.to_string())?),
+        };
+        let m = Arc::new(m);
+        self.ro.insert(loc.clone(), m.clone());
+        Ok(m)
+    }
+
+    fn claim_loop(&mut self, desc: &JobDesc) -> Result<(), String> {
+        let n = self.control.word(N_CHUNKS).load(Ordering::Acquire) as usize;
+        // Map everything once per job.
+        let input = match &desc.input {
+            Some(InputDesc::Matrix { values, .. }) => {
+                vec![(self.ro_map(&values.loc)?, values.clone())]
+            }
+            Some(InputDesc::Columns { columns }) => {
+                let mut v = Vec::new();
+                for (b, _) in columns {
+                    v.push((self.ro_map(&b.loc)?, b.clone()));
+                }
+                v
+            }
+            None => Vec::new(),
+        };
+        let query = match &desc.query {
+            Some((b, _)) => Some((self.ro_map(&b.loc)?, b.clone())),
+            None => None,
+        };
+        let mut out = match &desc.output {
+            Some((b, _, _)) => {
+                let seg = match self.rw.remove(&b.loc) {
+                    Some(s) => s,
+                    None => {
+                        let Loc::Segment(name) = &b.loc else {
+                            return Err("outputs must be segments".into());
+                        };
+                        let name = SegmentName::parse(name).map_err(|e| e.to_string())?;
+                        SegmentRw::attach(&name, &self.args.dir).map_err(|e| e.to_string())?
+                    }
+                };
+                Some(seg)
+            }
+            None => None,
+        };
+        let mut done_here = 0u32;
+        let slot_mark = self.args.slot as u32 + 1;
+        let chunks = self.control.chunks(n);
+        let mut claim = |c: usize, this: &Worker| -> bool {
+            if chunks[c]
+                .compare_exchange(CHUNK_FREE, slot_mark, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+            {
+                return false;
+            }
+            let r0 = c * desc.chunk_rows;
+            let r1 = (r0 + desc.chunk_rows).min(desc.rows);
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                this.compute(desc, &input, query.as_ref(), out.as_mut(), r0, r1)
+            }))
+            .unwrap_or_else(|p| Err(format!("panicked: {}", panic_message(&p))));
+            if let Err(msg) = result {
+                this.fail(&op_name(&desc.op), c, r0, msg);
+            }
+            done_here += 1;
+            // Test hook: die after writing this chunk's rows but before counting it, the worst
+            // moment: the chunk must be redone, and counted once.
+            if let Some((pid, after)) = desc.hooks.kill_pid_after
+                && pid == std::process::id()
+                && done_here >= after
+            {
+                let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+            }
+            // SYNC POINT: the rows are written before the chunk is marked done and counted.
+            chunks[c].store(CHUNK_DONE, Ordering::Release);
+            this.control
+                .word(DONE_CHUNKS)
+                .fetch_add(1, Ordering::AcqRel);
+            this.control
+                .slot(this.args.slot, S_CHUNKS)
+                .fetch_add(1, Ordering::Relaxed);
+            if desc.hooks.chunk_sleep_us > 0 {
+                std::thread::sleep(Duration::from_micros(desc.hooks.chunk_sleep_us));
+            }
+            true
+        };
+        let cancelled = || self.control.word(CANCEL).load(Ordering::Acquire) != 0;
+        loop {
+            if cancelled() {
+                break;
+            }
+            let c = self.control.word(NEXT_CHUNK).fetch_add(1, Ordering::AcqRel) as usize;
+            if c >= n {
+                break;
+            }
+            claim(c, self);
+        }
+        // Second pass: chunks released after a worker died, or claimed-then-dropped numbers.
+        for (c, state) in chunks.iter().enumerate() {
+            if cancelled() {
+                break;
+            }
+            if state.load(Ordering::Acquire) == CHUNK_FREE {
+                claim(c, self);
+            }
+        }
+        if let (Some(seg), Some((b, _, _))) = (out, &desc.output) {
+            self.rw.insert(b.loc.clone(), seg);
+        }
+        Ok(())
+    }
+
+    fn compute(
+        &self,
+        desc: &JobDesc,
+        input: &[(Arc<RoMap>, BufRef)],
+        query: Option<&(Arc<RoMap>, BufRef)>,
+        out: Option<&mut SegmentRw>,
+        r0: usize,
+        r1: usize,
+    ) -> Result<(), String> {
+        if r1 <= r0 {
+            return Ok(());
+        }
+        let Some(out_seg) = out else {
+            return Ok(()); // Op::Empty
+        };
+        let (out_ref, out_dtype, out_width) = desc.output.as_ref().expect("output with segment");
+        let ow = out_dtype.width() * out_width;
+        let (body, base) = out_seg.body_mut();
+        let o0 = out_ref.offset - base + r0 * ow;
+        let out_bytes = &mut body[o0..o0 + (r1 - r0) * ow];
+        let query_bytes = query.map(|(m, b)| &m.bytes()[b.offset..b.offset + b.len]);
+        match (&desc.op, &desc.input) {
+            (Op::Empty, _) => Ok(()),
+            (op, Some(InputDesc::Matrix { dtype, cols, .. })) => {
+                let (m, b) = &input[0];
+                let w = dtype.width() * cols;
+                let in_bytes = &m.bytes()[b.offset + r0 * w..b.offset + r1 * w];
+                self.matrix_op(op, *dtype, *cols, in_bytes, query_bytes, out_bytes)
+            }
+            (Op::Row { id, ddof, .. }, Some(InputDesc::Columns { columns })) => {
+                let kernel = RowKernel::from_id(*id, *ddof).ok_or("unknown kernel id")?;
+                let raw: Vec<(Dtype, &[u8])> = columns
+                    .iter()
+                    .zip(input)
+                    .map(|((_, dt), (m, b))| {
+                        let w = dt.width();
+                        (*dt, &m.bytes()[b.offset + r0 * w..b.offset + r1 * w])
+                    })
+                    .collect();
+                let q = match query_bytes {
+                    Some(q) => Some(cast::<f64>(q)?),
+                    None => None,
+                };
+                let out = cast_mut::<f64>(out_bytes)?;
+                self.par_rows(out, 1, |lo, hi, o| {
+                    let sub = raw
+                        .iter()
+                        .map(|(dt, b)| column_slice(*dt, &b[lo * dt.width()..hi * dt.width()]))
+                        .collect::<Result<Vec<ColumnSlice<'_>>, _>>()?;
+                    apply_columns(&kernel, &sub, q, o).map_err(|e| e.to_string())
+                })
+            }
+            (Op::User { .. }, Some(InputDesc::Columns { .. })) => {
+                Err("user kernels take a matrix column".into())
+            }
+            (_, None) => Err("job has no input".into()),
+        }
+    }
+
+    fn matrix_op(
+        &self,
+        op: &Op,
+        dtype: Dtype,
+        cols: usize,
+        input: &[u8],
+        query: Option<&[u8]>,
+        out: &mut [u8],
+    ) -> Result<(), String> {
+        match op {
+            Op::Empty => Ok(()),
+            Op::Row { id, ddof, acc } => {
+                let kernel = RowKernel::from_id(*id, *ddof).ok_or("unknown kernel id")?;
+                let acc = Accumulate::from_id(*acc).unwrap_or(Accumulate::F64);
+                let width = if kernel.output_is_matrix() { cols } else { 1 };
+                match dtype {
+                    Dtype::F64 => {
+                        let x = cast::<f64>(input)?;
+                        let q = query.map(cast::<f64>).transpose()?;
+                        let o = cast_mut::<f64>(out)?;
+                        self.par_rows(o, width, |lo, hi, o| {
+                            row_kernel(&kernel, acc, &x[lo * cols..hi * cols], cols, q, o)
+                        })
+                    }
+                    Dtype::F32 => {
+                        let x = cast::<f32>(input)?;
+                        let q = query.map(cast::<f32>).transpose()?;
+                        let o = cast_mut::<f32>(out)?;
+                        self.par_rows(o, width, |lo, hi, o| {
+                            row_kernel(&kernel, acc, &x[lo * cols..hi * cols], cols, q, o)
+                        })
+                    }
+                    other => Err(format!(
+                        "row kernels take f32 or f64 matrices, not {other:?}"
+                    )),
+                }
+            }
+            Op::User { name } => {
+                let k = self
+                    .registry
+                    .get(name)
+                    .ok_or_else(|| {
+                        format!("user kernel {name:?} is not registered in this worker")
+                    })?
+                    .clone();
+                let width = k.output_cols(cols);
+                let o = cast_mut::<f64>(out)?;
+                match dtype {
+                    Dtype::F64 => {
+                        let x = cast::<f64>(input)?;
+                        self.par_rows(o, width, |lo, hi, o| {
+                            k.run(
+                                RowBlock::F64 {
+                                    data: &x[lo * cols..hi * cols],
+                                    cols,
+                                },
+                                o,
+                            )
+                        })
+                    }
+                    Dtype::F32 => {
+                        let x = cast::<f32>(input)?;
+                        self.par_rows(o, width, |lo, hi, o| {
+                            k.run(
+                                RowBlock::F32 {
+                                    data: &x[lo * cols..hi * cols],
+                                    cols,
+                                },
+                                o,
+                            )
+                        })
+                    }
+                    other => Err(format!(
+                        "user kernels take f32 or f64 matrices, not {other:?}"
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Runs `f(lo, hi, out_rows)` over the chunk's rows, split across this worker's own rayon
+    /// pool when it has one.
+    fn par_rows<T: Send>(
+        &self,
+        out: &mut [T],
+        width: usize,
+        f: impl Fn(usize, usize, &mut [T]) -> Result<(), String> + Sync,
+    ) -> Result<(), String> {
+        let rows = out.len().checked_div(width).unwrap_or(0);
+        match &self.pool {
+            Some(pool) if rows >= 2 * pool.current_num_threads() => {
+                let per = rows.div_ceil(pool.current_num_threads());
+                pool.install(|| {
+                    use rayon::prelude::*;
+                    out.par_chunks_mut(per * width)
+                        .enumerate()
+                        .try_for_each(|(i, o)| f(i * per, i * per + o.len() / width, o))
+                })
+            }
+            _ => f(0, rows, out),
+        }
+    }
+}
+
+impl Control {
+    pub(crate) fn ready_sem(&self) -> shmframe_ipc::sync::Semaphore<'_> {
+        shmframe_ipc::sync::Semaphore::new(self.word(READY), "worker ready")
+    }
+}
+
+fn row_kernel<T: crate::kernels::Float>(
+    kernel: &RowKernel,
+    acc: Accumulate,
+    x: &[T],
+    cols: usize,
+    q: Option<&[T]>,
+    o: &mut [T],
+) -> Result<(), String> {
+    if kernel.output_is_matrix() {
+        normalize_rows(x, cols, o).map_err(|e| e.to_string())
+    } else {
+        apply_rows(kernel, acc, x, cols, q, o).map_err(|e| e.to_string())
+    }
+}
+
+fn cast<T: bytemuck::Pod>(b: &[u8]) -> Result<&[T], String> {
+    bytemuck::try_cast_slice(b).map_err(|e| format!("buffer not aligned for its type: {e}"))
+}
+
+fn cast_mut<T: bytemuck::Pod>(b: &mut [u8]) -> Result<&mut [T], String> {
+    bytemuck::try_cast_slice_mut(b).map_err(|e| format!("output buffer not aligned: {e}"))
+}
+
+fn column_slice(dt: Dtype, b: &[u8]) -> Result<ColumnSlice<'_>, String> {
+    Ok(match dt {
+        Dtype::F32 => ColumnSlice::F32(cast(b)?),
+        Dtype::F64 => ColumnSlice::F64(cast(b)?),
+        Dtype::I8 => ColumnSlice::I8(cast(b)?),
+        Dtype::I16 => ColumnSlice::I16(cast(b)?),
+        Dtype::I32 => ColumnSlice::I32(cast(b)?),
+        Dtype::I64 => ColumnSlice::I64(cast(b)?),
+        Dtype::U8 => ColumnSlice::U8(cast(b)?),
+        Dtype::U16 => ColumnSlice::U16(cast(b)?),
+        Dtype::U32 => ColumnSlice::U32(cast(b)?),
+        Dtype::U64 => ColumnSlice::U64(cast(b)?),
+    })
+}
+
+pub(crate) fn op_name(op: &Op) -> String {
+    match op {
+        Op::Empty => "empty".into(),
+        Op::Row { id, ddof, .. } => RowKernel::from_id(*id, *ddof)
+            .map(|k| k.name().to_string())
+            .unwrap_or_default(),
+        Op::User { name } => name.clone(),
+    }
+}
+
+fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".into())
+}

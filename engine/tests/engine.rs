@@ -1,0 +1,550 @@
+//! Engine tests with real forked workers and real segments.
+//!
+//! `harness = false`: libtest runs tests on threads, and the engine (rightly) refuses to fork
+//! a multi-threaded process. This main() runs each test in order on the main thread, prints
+//! one line per test and closes with `N passed, N failed`.
+
+use std::time::Duration;
+
+use arrow_array::{Array, FixedSizeListArray, Float32Array, Float64Array, Int32Array, RecordBatch};
+use shmframe::kernels::{Accumulate, apply_rows, normalize_rows};
+use shmframe::{
+    Engine, EngineError, Kernel, RowBlock, RowKernel, RunOptions, SharedFrame, StartMethod,
+    UserKernel,
+};
+
+type TestResult = Result<(), String>;
+
+fn lcg(seed: u64) -> impl FnMut() -> f64 {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    move || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((s >> 11) as f64 / (1u64 << 53) as f64) * 4.0 - 2.0
+    }
+}
+
+fn matrix(rows: usize, cols: usize, seed: u64) -> Vec<f64> {
+    let mut r = lcg(seed);
+    (0..rows * cols).map(|_| r()).collect()
+}
+
+fn out_f64(f: &SharedFrame) -> Vec<f64> {
+    let a = f.batch().column(0);
+    a.as_any()
+        .downcast_ref::<Float64Array>()
+        .expect("f64 column")
+        .values()
+        .to_vec()
+}
+
+fn out_f32(f: &SharedFrame) -> Vec<f32> {
+    let a = f.batch().column(0);
+    a.as_any()
+        .downcast_ref::<Float32Array>()
+        .expect("f32 column")
+        .values()
+        .to_vec()
+}
+
+fn close(a: f64, b: f64, rel: f64) -> bool {
+    (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= rel * a.abs().max(b.abs()).max(1e-300)
+}
+
+fn our_segments() -> Vec<String> {
+    let me = format!("shmframe.{}.", std::process::id());
+    std::fs::read_dir("/dev/shm")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with(&me))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn all_kernels() -> Vec<RowKernel> {
+    vec![
+        RowKernel::L1,
+        RowKernel::L2,
+        RowKernel::LInf,
+        RowKernel::Sum,
+        RowKernel::Mean,
+        RowKernel::Min,
+        RowKernel::Max,
+        RowKernel::Var { ddof: 0 },
+        RowKernel::Std { ddof: 1 },
+        RowKernel::Dot,
+        RowKernel::Cosine,
+        RowKernel::NormalizeL2,
+    ]
+}
+
+fn check_all_kernels(
+    engine: &Engine,
+    rows: usize,
+    cols: usize,
+    chunk: Option<usize>,
+) -> TestResult {
+    let x = matrix(rows, cols, rows as u64 * 31 + cols as u64);
+    let q: Vec<f64> = matrix(1, cols, 7);
+    let f64_frame = engine
+        .frame_from_vec_f64(&x, cols)
+        .map_err(|e| e.to_string())?;
+    let x32: Vec<f32> = x.iter().map(|v| *v as f32).collect();
+    let a32 = ndarray::ArrayView2::from_shape((rows, cols), &x32[..]).unwrap();
+    let f32_frame = engine
+        .frame_from_ndarray_f32(a32)
+        .map_err(|e| e.to_string())?;
+    let q32: Vec<f32> = q.iter().map(|v| *v as f32).collect();
+    let opts = RunOptions {
+        chunk_rows: chunk,
+        ..Default::default()
+    };
+    for k in all_kernels() {
+        let query = k.needs_query().then_some(&q[..]);
+        let (out, _) = engine
+            .run_full(Kernel::Row(k.clone()), &f64_frame, &["x"], query, &opts)
+            .map_err(|e| format!("{} f64: {e}", k.name()))?;
+        let width = if k.output_is_matrix() { cols } else { 1 };
+        let mut want = vec![0.0; rows * width];
+        if k.output_is_matrix() {
+            normalize_rows(&x, cols, &mut want).unwrap();
+            let list = out
+                .batch()
+                .column(0)
+                .as_any()
+                .downcast_ref::<FixedSizeListArray>()
+                .unwrap()
+                .clone();
+            let got = list
+                .values()
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .unwrap()
+                .values()
+                .to_vec();
+            if got.len() != want.len() || got.iter().zip(&want).any(|(a, b)| !close(*a, *b, 1e-12))
+            {
+                return Err(format!("normalize f64 differs ({rows}x{cols})"));
+            }
+        } else {
+            apply_rows(&k, Accumulate::F64, &x, cols, query, &mut want).unwrap();
+            let got = out_f64(&out);
+            if got.len() != rows || got.iter().zip(&want).any(|(a, b)| !close(*a, *b, 1e-12)) {
+                return Err(format!(
+                    "{} f64 differs ({rows}x{cols}): {:?} vs {:?}",
+                    k.name(),
+                    &got[..got.len().min(3)],
+                    &want[..want.len().min(3)]
+                ));
+            }
+        }
+        let (out32, _) = engine
+            .run_full(Kernel::Row(k.clone()), &f32_frame, &["x"], query, &opts)
+            .map_err(|e| format!("{} f32: {e}", k.name()))?;
+        if !k.output_is_matrix() {
+            let mut want32 = vec![0f32; rows];
+            apply_rows(
+                &k,
+                Accumulate::F64,
+                &x32,
+                cols,
+                k.needs_query().then_some(&q32[..]),
+                &mut want32,
+            )
+            .unwrap();
+            let got = out_f32(&out32);
+            if got
+                .iter()
+                .zip(&want32)
+                .any(|(a, b)| !close(*a as f64, *b as f64, 1e-6))
+            {
+                return Err(format!("{} f32 differs ({rows}x{cols})", k.name()));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn kernels_match_reference() -> TestResult {
+    let engine = Engine::builder()
+        .workers(3)
+        .build()
+        .map_err(|e| e.to_string())?;
+    for (rows, cols, chunk) in [
+        (0, 4, None),
+        (1, 3, None),
+        (63, 5, Some(64)),
+        (64, 5, Some(64)),
+        (65, 5, Some(64)),
+        (20_000, 17, None),
+        (1000, 1, Some(7)),
+    ] {
+        check_all_kernels(&engine, rows, cols, chunk)?;
+    }
+    Ok(())
+}
+
+fn killed_worker_still_exact() -> TestResult {
+    let engine = Engine::builder()
+        .workers(2)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let (rows, cols) = (50_000, 8);
+    let x = matrix(rows, cols, 99);
+    let frame = engine
+        .frame_from_vec_f64(&x, cols)
+        .map_err(|e| e.to_string())?;
+    let pids_before = engine.worker_pids();
+    let opts = RunOptions {
+        chunk_rows: Some(500),
+        test_kill_worker_after_chunks: Some((1, 3)),
+        test_chunk_sleep: Some(Duration::from_micros(300)),
+        ..Default::default()
+    };
+    let (out, stats) = engine
+        .run_full(Kernel::Row(RowKernel::L2), &frame, &["x"], None, &opts)
+        .map_err(|e| e.to_string())?;
+    let mut want = vec![0.0; rows];
+    apply_rows(&RowKernel::L2, Accumulate::F64, &x, cols, None, &mut want).unwrap();
+    if out_f64(&out) != want {
+        return Err("result differs after a worker was killed".into());
+    }
+    let deaths = engine.worker_deaths();
+    if stats.worker_deaths != 1 || deaths.len() != 1 || !deaths[0].how.contains("SIGKILL") {
+        return Err(format!(
+            "expected one SIGKILL death, got {deaths:?} / stats {stats:?}"
+        ));
+    }
+    let pids_after = engine.worker_pids();
+    if pids_after.len() != 2 || pids_after == pids_before {
+        return Err(format!(
+            "worker not replaced: {pids_before:?} -> {pids_after:?}"
+        ));
+    }
+    // The pool goes on.
+    let again = engine
+        .run(RowKernel::Sum, &frame, "x")
+        .map_err(|e| e.to_string())?;
+    if again.num_rows() != rows {
+        return Err("next job failed".into());
+    }
+    Ok(())
+}
+
+struct Panicky;
+impl UserKernel for Panicky {
+    fn name(&self) -> &str {
+        "panicky"
+    }
+    fn run(&self, rows: RowBlock<'_>, out: &mut [f64]) -> Result<(), String> {
+        let mut buf = Vec::new();
+        for i in 0..rows.rows() {
+            rows.row_f64(i, &mut buf);
+            if buf[0] > 1.9 {
+                panic!("value too large");
+            }
+            out[i] = buf.iter().sum();
+        }
+        Ok(())
+    }
+}
+
+struct RowRange;
+impl UserKernel for RowRange {
+    fn name(&self) -> &str {
+        "range"
+    }
+    fn output_cols(&self, _: usize) -> usize {
+        2
+    }
+    fn run(&self, rows: RowBlock<'_>, out: &mut [f64]) -> Result<(), String> {
+        let mut buf = Vec::new();
+        for i in 0..rows.rows() {
+            rows.row_f64(i, &mut buf);
+            let lo = buf.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = buf.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            out[2 * i] = lo;
+            out[2 * i + 1] = hi;
+        }
+        Ok(())
+    }
+}
+
+fn user_kernels_and_panics() -> TestResult {
+    let engine = Engine::builder()
+        .workers(2)
+        .register(Panicky)
+        .register(RowRange)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let x = matrix(10_000, 4, 5);
+    let frame = engine
+        .frame_from_vec_f64(&x, 4)
+        .map_err(|e| e.to_string())?;
+    match engine.run(Kernel::User("panicky".into()), &frame, "x") {
+        Err(EngineError::Kernel {
+            kernel, message, ..
+        }) if kernel == "panicky" && message.contains("value too large") => {}
+        other => return Err(format!("expected a kernel error, got {other:?}")),
+    }
+    let out = engine
+        .run(Kernel::User("range".into()), &frame, "x")
+        .map_err(|e| e.to_string())?;
+    let list = out
+        .batch()
+        .column(0)
+        .as_any()
+        .downcast_ref::<FixedSizeListArray>()
+        .unwrap()
+        .clone();
+    let v = list
+        .values()
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap()
+        .values()
+        .to_vec();
+    for r in [0, 5000, 9999] {
+        let row = &x[r * 4..r * 4 + 4];
+        if v[2 * r] != row.iter().copied().fold(f64::INFINITY, f64::min) {
+            return Err(format!("range kernel row {r} wrong"));
+        }
+    }
+    Ok(())
+}
+
+fn nulls_and_columns() -> TestResult {
+    let engine = Engine::builder()
+        .workers(2)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let a = Int32Array::from(vec![Some(3), None, Some(1), Some(0)]);
+    let b = Float64Array::from(vec![Some(4.0), Some(1.0), None, Some(2.0)]);
+    let batch = RecordBatch::try_from_iter([
+        ("a", std::sync::Arc::new(a) as _),
+        ("b", std::sync::Arc::new(b) as _),
+    ])
+    .unwrap();
+    let frame = engine
+        .frame_from_batches(&[batch])
+        .map_err(|e| e.to_string())?;
+    let out = engine
+        .run_columns(RowKernel::L2, &frame, &["a", "b"])
+        .map_err(|e| e.to_string())?;
+    let col = out.batch().column(0);
+    let got: Vec<Option<f64>> = col
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap()
+        .iter()
+        .collect();
+    if got != vec![Some(5.0), None, None, Some(2.0)] {
+        return Err(format!("columns l2 with nulls: {got:?}"));
+    }
+    // Null rows of a matrix give null results.
+    let item = std::sync::Arc::new(arrow_schema::Field::new(
+        "item",
+        arrow_schema::DataType::Float64,
+        false,
+    ));
+    let vals = Float64Array::from(vec![3.0, 4.0, 1.0, 1.0, 0.0, 2.0]);
+    let nulls = arrow_buffer::NullBuffer::from(vec![true, false, true]);
+    let list = FixedSizeListArray::new(item, 2, std::sync::Arc::new(vals), Some(nulls));
+    let batch = RecordBatch::try_from_iter([("x", std::sync::Arc::new(list) as _)]).unwrap();
+    let frame = engine
+        .frame_from_batches(&[batch])
+        .map_err(|e| e.to_string())?;
+    let out = engine
+        .run(RowKernel::L2, &frame, "x")
+        .map_err(|e| e.to_string())?;
+    let got: Vec<Option<f64>> = out
+        .batch()
+        .column(0)
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap()
+        .iter()
+        .collect();
+    if got != vec![Some(5.0), None, Some(2.0)] {
+        return Err(format!("matrix l2 with null rows: {got:?}"));
+    }
+    Ok(())
+}
+
+fn chained_jobs_and_empty_round_trips() -> TestResult {
+    let engine = Engine::builder()
+        .workers(2)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let x = matrix(5000, 6, 3);
+    let frame = engine
+        .frame_from_vec_f64(&x, 6)
+        .map_err(|e| e.to_string())?;
+    let unit = engine
+        .run(RowKernel::NormalizeL2, &frame, "x")
+        .map_err(|e| e.to_string())?;
+    let norms = engine
+        .run(RowKernel::L2, &unit, "x")
+        .map_err(|e| e.to_string())?;
+    if out_f64(&norms).iter().any(|n| (n - 1.0).abs() > 1e-12) {
+        return Err("normalised rows do not have unit norm".into());
+    }
+    for _ in 0..2000 {
+        engine.run_empty().map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn deadline_cancels_and_pool_recovers() -> TestResult {
+    let engine = Engine::builder()
+        .workers(2)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let x = matrix(20_000, 4, 1);
+    let frame = engine
+        .frame_from_vec_f64(&x, 4)
+        .map_err(|e| e.to_string())?;
+    let opts = RunOptions {
+        chunk_rows: Some(64),
+        deadline: Some(Duration::from_millis(50)),
+        test_chunk_sleep: Some(Duration::from_millis(5)),
+        ..Default::default()
+    };
+    match engine.run_full(Kernel::Row(RowKernel::L2), &frame, &["x"], None, &opts) {
+        Err(EngineError::Deadline { .. }) => {}
+        other => {
+            return Err(format!(
+                "expected a deadline error, got {:?}",
+                other.map(|(_, s)| s)
+            ));
+        }
+    }
+    let out = engine
+        .run(RowKernel::L2, &frame, "x")
+        .map_err(|e| e.to_string())?;
+    let mut want = vec![0.0; 20_000];
+    apply_rows(&RowKernel::L2, Accumulate::F64, &x, 4, None, &mut want).unwrap();
+    if out_f64(&out) != want {
+        return Err("job after a cancelled one is wrong".into());
+    }
+    Ok(())
+}
+
+fn drop_leaves_nothing() -> TestResult {
+    let pids;
+    {
+        let engine = Engine::builder()
+            .workers(2)
+            .build()
+            .map_err(|e| e.to_string())?;
+        pids = engine.worker_pids();
+        let frame = engine
+            .frame_from_vec_f64(&matrix(100, 2, 1), 2)
+            .map_err(|e| e.to_string())?;
+        let _out = engine
+            .run(RowKernel::L2, &frame, "x")
+            .map_err(|e| e.to_string())?;
+    }
+    for p in pids {
+        if std::path::Path::new(&format!("/proc/{p}")).exists() {
+            return Err(format!("worker {p} still exists after drop"));
+        }
+    }
+    let left = our_segments();
+    if !left.is_empty() {
+        return Err(format!("segments left after drop: {left:?}"));
+    }
+    Ok(())
+}
+
+fn spawn_mode() -> TestResult {
+    let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_shmframe"));
+    let engine = Engine::builder()
+        .workers(2)
+        .start_method(StartMethod::Spawn { exe: Some(exe) })
+        .build()
+        .map_err(|e| e.to_string())?;
+    let x = matrix(10_000, 8, 11);
+    let frame = engine
+        .frame_from_vec_f64(&x, 8)
+        .map_err(|e| e.to_string())?;
+    let out = engine
+        .run(RowKernel::L1, &frame, "x")
+        .map_err(|e| e.to_string())?;
+    let mut want = vec![0.0; 10_000];
+    apply_rows(&RowKernel::L1, Accumulate::F64, &x, 8, None, &mut want).unwrap();
+    if out_f64(&out) != want {
+        return Err("spawn-mode result differs".into());
+    }
+    Ok(())
+}
+
+fn fork_refused_when_threaded() -> TestResult {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let h = std::thread::spawn(move || {
+        let _ = rx.recv();
+    });
+    let r = Engine::builder().workers(1).build();
+    tx.send(()).ok();
+    h.join().ok();
+    match r {
+        Err(EngineError::Fork(_)) => Ok(()),
+        other => Err(format!("expected a fork refusal, got {other:?}")),
+    }
+}
+
+fn main() {
+    let tests: Vec<(&str, fn() -> TestResult)> = vec![
+        ("kernels_match_reference", kernels_match_reference),
+        ("killed_worker_still_exact", killed_worker_still_exact),
+        ("user_kernels_and_panics", user_kernels_and_panics),
+        ("nulls_and_columns", nulls_and_columns),
+        (
+            "chained_jobs_and_empty_round_trips",
+            chained_jobs_and_empty_round_trips,
+        ),
+        (
+            "deadline_cancels_and_pool_recovers",
+            deadline_cancels_and_pool_recovers,
+        ),
+        ("drop_leaves_nothing", drop_leaves_nothing),
+        ("spawn_mode", spawn_mode),
+        ("fork_refused_when_threaded", fork_refused_when_threaded),
+    ];
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let (mut passed, mut failed) = (0, 0);
+    for (name, f) in tests {
+        if !filter.is_empty() && !filter.iter().any(|p| name.contains(p.as_str())) {
+            continue;
+        }
+        let r = std::panic::catch_unwind(f).unwrap_or_else(|_| Err("panicked".into()));
+        match r {
+            Ok(()) => {
+                passed += 1;
+                println!("test {name} ... ok");
+            }
+            Err(e) => {
+                failed += 1;
+                println!("test {name} ... FAILED: {e}");
+            }
+        }
+    }
+    let left = our_segments();
+    if !left.is_empty() {
+        failed += 1;
+        println!("test no_leaked_segments ... FAILED: {left:?}");
+    } else {
+        passed += 1;
+        println!("test no_leaked_segments ... ok");
+    }
+    println!("{passed} passed, {failed} failed");
+    std::process::exit(if failed == 0 { 0 } else { 1 });
+}
