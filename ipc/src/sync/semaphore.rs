@@ -6,6 +6,28 @@ use super::atomic::{AtomicU32, Ordering};
 use super::futex::{self, Wait};
 use crate::error::SyncError;
 
+/// How long a waiter spins on the word before it sleeps on the futex. A wake-up through the
+/// kernel costs several microseconds per hop; a job round trip has two hops, so a short spin
+/// (bounded, with `spin_loop` hints) keeps the warm-pool round trip low without burning a
+/// core while idle.
+const SPIN: Duration = Duration::from_micros(30);
+
+/// Spins until `ready()` or `SPIN` elapsed (checking the clock every 64 spins).
+fn spin_until(ready: impl Fn() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        for _ in 0..64 {
+            if ready() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if start.elapsed() >= SPIN {
+            return ready();
+        }
+    }
+}
+
 /// A counting semaphore whose count is a `u32` in shared memory.
 ///
 /// `post` adds one (`Release`) and wakes one waiter; `wait_timeout` takes one (`Acquire`) or
@@ -48,6 +70,7 @@ impl<'a> Semaphore<'a> {
     /// Takes one, waiting at most `timeout`.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<(), SyncError> {
         let start = Instant::now();
+        spin_until(|| self.count.load(Ordering::Relaxed) > 0);
         loop {
             if self.try_wait() {
                 return Ok(());
@@ -108,6 +131,7 @@ impl<'a> Event<'a> {
     /// number.
     pub fn wait_change(&self, seen: u32, timeout: Duration) -> Result<u32, SyncError> {
         let start = Instant::now();
+        spin_until(|| self.seq.load(Ordering::Relaxed) != seen);
         loop {
             let now = self.current();
             if now != seen {
