@@ -52,6 +52,7 @@ pub struct EngineBuilder {
     ready_timeout: Duration,
     stall_timeout: Duration,
     grace: Duration,
+    memory_limit: u64,
 }
 
 impl Default for EngineBuilder {
@@ -67,6 +68,7 @@ impl Default for EngineBuilder {
             ready_timeout: Duration::from_secs(10),
             stall_timeout: Duration::from_secs(300),
             grace: Duration::from_millis(500),
+            memory_limit: 0,
         }
     }
 }
@@ -121,6 +123,15 @@ impl EngineBuilder {
         self
     }
 
+    /// Limits each worker's address space (`RLIMIT_AS`) to `bytes`: a kernel that allocates
+    /// past it fails in that worker (allocation failure aborts it), the job fails with an
+    /// error naming the chunk, and the pool goes on. Mind that the limit covers the worker's
+    /// mappings of the inputs too.
+    pub fn worker_memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+
     /// Creates the control segment and starts the pool; returns when every worker is ready.
     pub fn build(self) -> Result<Engine, EngineError> {
         let name = SegmentName::owned("ctl")?;
@@ -132,19 +143,40 @@ impl EngineBuilder {
             cfg: self,
             seq: 0,
             log: Vec::new(),
+            redo: Vec::new(),
+            poison: None,
         };
         let start = Instant::now();
         for slot in 0..pool.slots.len() {
             pool.start_worker(slot)?;
         }
         let n = pool.slots.len();
-        for ready in 0..n {
-            let left = pool.cfg.ready_timeout.saturating_sub(start.elapsed());
-            if pool.control.ready_sem().wait_timeout(left).is_err() {
+        let mut ready = 0;
+        while ready < n {
+            if pool
+                .control
+                .ready_sem()
+                .wait_timeout(Duration::from_millis(10))
+                .is_ok()
+            {
+                ready += 1;
+                continue;
+            }
+            let dead = pool.reap();
+            if let Some((slot, pid, how)) = dead.first() {
                 return Err(EngineError::PoolStart {
                     workers: n,
                     ready,
                     waited: start.elapsed(),
+                    reason: format!("worker {slot} (pid {pid}) died during start-up: {how}"),
+                });
+            }
+            if start.elapsed() > pool.cfg.ready_timeout {
+                return Err(EngineError::PoolStart {
+                    workers: n,
+                    ready,
+                    waited: start.elapsed(),
+                    reason: "timed out".into(),
                 });
             }
         }
@@ -180,6 +212,10 @@ struct Pool {
     cfg: EngineBuilder,
     seq: u32,
     log: Vec<WorkerDeath>,
+    /// Per chunk of the running job: how many workers died holding it.
+    redo: Vec<u8>,
+    /// A chunk that killed two workers: (chunk, how the second one died).
+    poison: Option<(usize, String)>,
 }
 
 impl Pool {
@@ -190,6 +226,7 @@ impl Pool {
             slot,
             threads: self.cfg.threads_per_worker,
             parent: std::process::id(),
+            memory_limit: self.cfg.memory_limit,
         };
         let pid = match &self.cfg.start {
             StartMethod::Fork => {
@@ -676,6 +713,8 @@ impl Pool {
             .filter(|s| self.slots[*s].is_some())
             .collect();
         c.word(ACTIVE).store(live.len() as u32, Ordering::Relaxed);
+        self.redo = vec![0; n_chunks];
+        self.poison = None;
         for s in &live {
             c.slot(*s, S_JOIN).store(seq, Ordering::Relaxed);
         }
@@ -697,6 +736,15 @@ impl Pool {
                     // Waited 10 ms: look after the workers (a death is seen within ~10 ms).
                     let n = self.repair(Some(seq), n_chunks)?;
                     deaths += n;
+                    if let Some((chunk, how)) = self.poison.take() {
+                        self.abandon(seq);
+                        return Err(EngineError::ChunkKillsWorkers {
+                            kernel: kernel.into(),
+                            chunk,
+                            first_row: chunk * desc.chunk_rows,
+                            how,
+                        });
+                    }
                     if deaths > 4 * self.slots.len() + 4 {
                         let last = self
                             .log

@@ -34,8 +34,12 @@ pub enum EngineError {
     #[error(transparent)]
     Sync(#[from] SyncError),
     /// The pool did not become ready.
-    #[error("worker pool not ready after {waited:?}: {ready} of {workers} workers started")]
+    #[error(
+        "worker pool not ready after {waited:?}: {ready} of {workers} workers started ({reason})"
+    )]
     PoolStart {
+        /// Why.
+        reason: String,
         /// Workers asked for.
         workers: usize,
         /// Workers ready.
@@ -84,6 +88,21 @@ pub enum EngineError {
         done: usize,
         /// Chunks in the job.
         chunks: usize,
+    },
+    /// A chunk killed every worker that tried it (twice): a crash or memory-limit hit in the
+    /// kernel, not a passing failure. The job was abandoned; the pool goes on.
+    #[error(
+        "job {kernel}: chunk {chunk} (first row {first_row}) killed two workers in a row (last: {how}); job abandoned"
+    )]
+    ChunkKillsWorkers {
+        /// The kernel's name.
+        kernel: String,
+        /// The chunk index.
+        chunk: usize,
+        /// The chunk's first row.
+        first_row: usize,
+        /// How the last worker died.
+        how: String,
     },
     /// Workers kept dying: the job was abandoned.
     #[error("job {kernel} failed: {deaths} worker deaths (last: {last}); giving up")]

@@ -48,8 +48,8 @@ pub(crate) fn encode_worker_env(a: &worker::WorkerArgs) -> String {
         SegmentDir::Path(p) => p.display().to_string(),
     };
     format!(
-        "{}|{}|{}|{}|{}",
-        a.control, a.slot, a.threads, a.parent, dir
+        "{}|{}|{}|{}|{}|{}",
+        a.control, a.slot, a.threads, a.parent, a.memory_limit, dir
     )
 }
 
@@ -67,8 +67,8 @@ pub(crate) fn encode_worker_env(a: &worker::WorkerArgs) -> String {
 /// ```
 pub fn spawned_worker_main(registry: &KernelRegistry) -> Option<i32> {
     let v = std::env::var(WORKER_ENV).ok()?;
-    let parts: Vec<&str> = v.splitn(5, '|').collect();
-    if parts.len() != 5 {
+    let parts: Vec<&str> = v.splitn(6, '|').collect();
+    if parts.len() != 6 {
         eprintln!("shmframe worker: malformed {WORKER_ENV}");
         return Some(2);
     }
@@ -76,10 +76,11 @@ pub fn spawned_worker_main(registry: &KernelRegistry) -> Option<i32> {
     let slot = parts[1].parse().ok()?;
     let threads = parts[2].parse().ok()?;
     let parent: u32 = parts[3].parse().ok()?;
-    let dir = if parts[4].is_empty() {
+    let memory_limit = parts[4].parse().ok()?;
+    let dir = if parts[5].is_empty() {
         SegmentDir::Shm
     } else {
-        SegmentDir::Path(parts[4].into())
+        SegmentDir::Path(parts[5].into())
     };
     if !shmframe_ipc::process::die_with_parent(nix::sys::signal::Signal::SIGKILL, parent) {
         return Some(0);
@@ -90,6 +91,7 @@ pub fn spawned_worker_main(registry: &KernelRegistry) -> Option<i32> {
         slot,
         threads,
         parent,
+        memory_limit,
     };
     Some(worker::run(args, std::sync::Arc::new(registry.clone())))
 }

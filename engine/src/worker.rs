@@ -26,6 +26,8 @@ pub(crate) struct WorkerArgs {
     pub(crate) slot: usize,
     pub(crate) threads: usize,
     pub(crate) parent: u32,
+    /// Address-space limit of the worker (`RLIMIT_AS`), bytes; 0 = none.
+    pub(crate) memory_limit: u64,
 }
 
 enum RoMap {
@@ -60,6 +62,13 @@ struct Worker {
 
 /// Runs a worker until shutdown; returns the process exit code.
 pub(crate) fn run(args: WorkerArgs, registry: Arc<KernelRegistry>) -> i32 {
+    if args.memory_limit > 0 {
+        use nix::sys::resource::{Resource, setrlimit};
+        if let Err(e) = setrlimit(Resource::RLIMIT_AS, args.memory_limit, args.memory_limit) {
+            eprintln!("shmframe worker {}: cannot set RLIMIT_AS: {e}", args.slot);
+            return 3;
+        }
+    }
     let region = match SharedRegion::attach(&args.control, &args.dir) {
         Ok(r) => r,
         Err(e) => {

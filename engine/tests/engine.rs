@@ -498,6 +498,208 @@ fn fork_refused_when_threaded() -> TestResult {
     }
 }
 
+struct Hog;
+impl UserKernel for Hog {
+    fn name(&self) -> &str {
+        "hog"
+    }
+    fn run(&self, rows: RowBlock<'_>, out: &mut [f64]) -> Result<(), String> {
+        // Allocate and touch far more than the worker's memory limit.
+        let mut keep = Vec::new();
+        for _ in 0..64 {
+            let mut v = vec![0u8; 256 << 20];
+            v[0] = 1;
+            keep.push(v);
+        }
+        out.iter_mut()
+            .for_each(|o| *o = keep.len() as f64 + rows.rows() as f64);
+        Ok(())
+    }
+}
+
+fn kill_later(pids: &[u32], signal: &str, delay_ms: u64) -> std::process::Child {
+    let list = pids
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    // A separate process, not a thread: the coordinator must stay single-threaded to fork
+    // replacements.
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "sleep {}; kill -{signal} {list}",
+            delay_ms as f64 / 1000.0
+        ))
+        .spawn()
+        .expect("sh")
+}
+
+fn all_workers_killed_at_once_recovers() -> TestResult {
+    let engine = Engine::builder()
+        .workers(2)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let (rows, cols) = (40_000, 4);
+    let x = matrix(rows, cols, 21);
+    let frame = engine
+        .frame_from_vec_f64(&x, cols)
+        .map_err(|e| e.to_string())?;
+    let mut want = vec![0.0; rows];
+    apply_rows(&RowKernel::L2, Accumulate::F64, &x, cols, None, &mut want).unwrap();
+    for round in 0..3 {
+        let mut killer = kill_later(&engine.worker_pids(), "KILL", 30);
+        let opts = RunOptions {
+            chunk_rows: Some(200),
+            test_chunk_sleep: Some(Duration::from_micros(500)),
+            ..Default::default()
+        };
+        let t = std::time::Instant::now();
+        let (out, stats) = engine
+            .run_full(Kernel::Row(RowKernel::L2), &frame, &["x"], None, &opts)
+            .map_err(|e| format!("round {round}: {e}"))?;
+        killer.wait().ok();
+        if out_f64(&out) != want {
+            return Err(format!(
+                "round {round}: wrong result after all workers were killed"
+            ));
+        }
+        if stats.worker_deaths < 2 {
+            return Err(format!(
+                "round {round}: expected 2 deaths, saw {} in {:?}",
+                stats.worker_deaths,
+                t.elapsed()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn stopped_worker_hits_deadline_and_is_replaced() -> TestResult {
+    let engine = Engine::builder()
+        .workers(2)
+        .grace(Duration::from_millis(100))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let x = matrix(20_000, 4, 2);
+    let frame = engine
+        .frame_from_vec_f64(&x, 4)
+        .map_err(|e| e.to_string())?;
+    let victim = engine.worker_pids()[0];
+    let mut stopper = kill_later(&[victim], "STOP", 20);
+    let opts = RunOptions {
+        chunk_rows: Some(64),
+        deadline: Some(Duration::from_millis(400)),
+        test_chunk_sleep: Some(Duration::from_millis(2)),
+        ..Default::default()
+    };
+    let r = engine.run_full(Kernel::Row(RowKernel::L2), &frame, &["x"], None, &opts);
+    stopper.wait().ok();
+    match r {
+        Err(EngineError::Deadline { .. }) => {}
+        other => {
+            return Err(format!(
+                "expected a deadline error, got {:?}",
+                other.map(|(_, s)| s)
+            ));
+        }
+    }
+    if engine.worker_pids().contains(&victim) {
+        return Err("the stopped worker was not replaced".into());
+    }
+    if std::path::Path::new(&format!("/proc/{victim}")).exists() {
+        return Err("the stopped worker still exists".into());
+    }
+    let out = engine
+        .run(RowKernel::L2, &frame, "x")
+        .map_err(|e| e.to_string())?;
+    let mut want = vec![0.0; 20_000];
+    apply_rows(&RowKernel::L2, Accumulate::F64, &x, 4, None, &mut want).unwrap();
+    if out_f64(&out) != want {
+        return Err("the job after the deadline is wrong".into());
+    }
+    Ok(())
+}
+
+fn memory_hog_fails_the_job_not_the_pool() -> TestResult {
+    let engine = Engine::builder()
+        .workers(2)
+        .register(Hog)
+        .worker_memory_limit(1 << 30)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let x = matrix(1000, 4, 3);
+    let frame = engine
+        .frame_from_vec_f64(&x, 4)
+        .map_err(|e| e.to_string())?;
+    match engine.run(Kernel::User("hog".into()), &frame, "x") {
+        // Every chunk kills its worker: either the same chunk twice (ChunkKillsWorkers) or
+        // too many deaths in the job (WorkersDied) ends it, whichever comes first.
+        Err(EngineError::ChunkKillsWorkers { .. } | EngineError::WorkersDied { .. }) => {}
+        other => {
+            return Err(format!(
+                "expected ChunkKillsWorkers or WorkersDied, got {other:?}"
+            ));
+        }
+    }
+    let out = engine
+        .run(RowKernel::Sum, &frame, "x")
+        .map_err(|e| e.to_string())?;
+    if out.num_rows() != 1000 {
+        return Err("pool unusable after the memory hog".into());
+    }
+    Ok(())
+}
+
+fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn many_small_jobs_do_not_grow() -> TestResult {
+    let engine = Engine::builder()
+        .workers(2)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let frame = engine
+        .frame_from_vec_f64(&matrix(64, 4, 4), 4)
+        .map_err(|e| e.to_string())?;
+    for _ in 0..1000 {
+        engine.run_empty().map_err(|e| e.to_string())?;
+        engine
+            .run(RowKernel::L2, &frame, "x")
+            .map_err(|e| e.to_string())?;
+    }
+    let (fds, rss, segs) = (fd_count(), rss_kb(), our_segments().len());
+    for _ in 0..100_000 {
+        engine.run_empty().map_err(|e| e.to_string())?;
+    }
+    for _ in 0..5_000 {
+        engine
+            .run(RowKernel::L2, &frame, "x")
+            .map_err(|e| e.to_string())?;
+    }
+    let (fds2, rss2, segs2) = (fd_count(), rss_kb(), our_segments().len());
+    if fds2 > fds || segs2 > segs || rss2 > rss + 4096 {
+        return Err(format!(
+            "growth: fds {fds}->{fds2}, segments {segs}->{segs2}, rss {rss}->{rss2} KiB"
+        ));
+    }
+    Ok(())
+}
+
 fn main() {
     let tests: Vec<(&str, fn() -> TestResult)> = vec![
         ("kernels_match_reference", kernels_match_reference),
@@ -514,6 +716,20 @@ fn main() {
         ),
         ("drop_leaves_nothing", drop_leaves_nothing),
         ("spawn_mode", spawn_mode),
+        (
+            "all_workers_killed_at_once_recovers",
+            all_workers_killed_at_once_recovers,
+        ),
+        (
+            "stopped_worker_hits_deadline_and_is_replaced",
+            stopped_worker_hits_deadline_and_is_replaced,
+        ),
+        (
+            "memory_hog_fails_the_job_not_the_pool",
+            memory_hog_fails_the_job_not_the_pool,
+        ),
+        ("many_small_jobs_do_not_grow", many_small_jobs_do_not_grow),
+        // Last: it starts a thread, after which this process may no longer fork.
         ("fork_refused_when_threaded", fork_refused_when_threaded),
     ];
     let filter: Vec<String> = std::env::args()
