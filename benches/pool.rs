@@ -53,12 +53,19 @@ fn private_dirty_kb(pid: u32) -> Option<u64> {
     let mut shm = false;
     for l in s.lines() {
         let first = l.split_whitespace().next().unwrap_or("");
-        if first.contains('-') && first.chars().next().is_some_and(|c| c.is_ascii_hexdigit()) && !first.ends_with(':') {
+        if first.contains('-')
+            && first.chars().next().is_some_and(|c| c.is_ascii_hexdigit())
+            && !first.ends_with(':')
+        {
             shm = l.contains("/dev/shm/") || l.contains("/memfd:");
         } else if let Some(v) = l.strip_prefix("Private_Dirty:")
             && !shm
         {
-            total += v.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            total += v
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
         }
     }
     Some(total)
@@ -66,7 +73,9 @@ fn private_dirty_kb(pid: u32) -> Option<u64> {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let (rows, cols) = if quick { (1 << 19, 16) } else { (1 << 21, 16) }; // 64 / 256 MiB of f64
     let reps = if quick { 5 } else { 15 };
 
@@ -92,8 +101,19 @@ fn main() {
     drop(x);
     let bytes = (rows * cols * 8) as f64;
     // The probe reads the very bytes the job reads: the frame's values, in shared memory.
-    let list = frame.batch().column(0).as_any().downcast_ref::<arrow_array::FixedSizeListArray>().unwrap().clone();
-    let vals = list.values().as_any().downcast_ref::<arrow_array::Float64Array>().unwrap().clone();
+    let list = frame
+        .batch()
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow_array::FixedSizeListArray>()
+        .unwrap()
+        .clone();
+    let vals = list
+        .values()
+        .as_any()
+        .downcast_ref::<arrow_array::Float64Array>()
+        .unwrap()
+        .clone();
     let data: &[f64] = vals.values();
 
     // Warm up: page tables of the workers' mappings, caches.
@@ -116,12 +136,34 @@ fn main() {
         apply_rows(&RowKernel::L2, Accumulate::F64, data, cols, None, &mut want).unwrap();
         single.push(t.elapsed().as_secs_f64());
         let (out, stats) = engine
-            .run_full(Kernel::Row(RowKernel::L2), &frame, &["x"], None, &RunOptions::default())
+            .run_full(
+                Kernel::Row(RowKernel::L2),
+                &frame,
+                &["x"],
+                None,
+                &RunOptions::default(),
+            )
             .unwrap();
         job.push(stats.seconds);
-        dirty_kb = dirty_kb.max(engine.worker_pids().iter().filter_map(|p| private_dirty_kb(*p)).sum());
-        let got = out.batch().column(0).as_any().downcast_ref::<arrow_array::Float64Array>().unwrap().values().to_vec();
-        assert_eq!(got, want, "engine result differs from the single-process kernel");
+        dirty_kb = dirty_kb.max(
+            engine
+                .worker_pids()
+                .iter()
+                .filter_map(|p| private_dirty_kb(*p))
+                .sum(),
+        );
+        let got = out
+            .batch()
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow_array::Float64Array>()
+            .unwrap()
+            .values()
+            .to_vec();
+        assert_eq!(
+            got, want,
+            "engine result differs from the single-process kernel"
+        );
     }
 
     // Empty-job round trip on the warm pool.
@@ -137,22 +179,57 @@ fn main() {
     }
 
     let gb = |secs: f64| bytes / secs / 1e9;
-    let (mp1, mpn, ms, mj) = (median(&mut p1), median(&mut pn), median(&mut single), median(&mut job));
-    println!("shmframe pool benchmark: {workers} workers, matrix {rows} x {cols} f64 ({:.0} MiB) in shared memory, {reps} reps", bytes / 1048576.0);
+    let (mp1, mpn, ms, mj) = (
+        median(&mut p1),
+        median(&mut pn),
+        median(&mut single),
+        median(&mut job),
+    );
+    println!(
+        "shmframe pool benchmark: {workers} workers, matrix {rows} x {cols} f64 ({:.0} MiB) in shared memory, {reps} reps",
+        bytes / 1048576.0
+    );
     println!();
     println!("| measure | median | GB/s | vs probe({workers} thr) |");
     println!("|---|---|---|---|");
-    println!("| read-bandwidth probe, 1 thread | {:.2} ms | {:.2} | {:.0}% |", mp1 * 1e3, gb(mp1), 100.0 * mpn / mp1);
-    println!("| read-bandwidth probe, {workers} threads | {:.2} ms | {:.2} | 100% |", mpn * 1e3, gb(mpn));
-    println!("| L2 norm, single process | {:.2} ms | {:.2} | {:.0}% |", ms * 1e3, gb(ms), 100.0 * mpn / ms);
-    println!("| L2 norm, shmframe {workers} workers | {:.2} ms | {:.2} | {:.0}% |", mj * 1e3, gb(mj), 100.0 * mpn / mj);
+    println!(
+        "| read-bandwidth probe, 1 thread | {:.2} ms | {:.2} | {:.0}% |",
+        mp1 * 1e3,
+        gb(mp1),
+        100.0 * mpn / mp1
+    );
+    println!(
+        "| read-bandwidth probe, {workers} threads | {:.2} ms | {:.2} | 100% |",
+        mpn * 1e3,
+        gb(mpn)
+    );
+    println!(
+        "| L2 norm, single process | {:.2} ms | {:.2} | {:.0}% |",
+        ms * 1e3,
+        gb(ms),
+        100.0 * mpn / ms
+    );
+    println!(
+        "| L2 norm, shmframe {workers} workers | {:.2} ms | {:.2} | {:.0}% |",
+        mj * 1e3,
+        gb(mj),
+        100.0 * mpn / mj
+    );
     println!();
     let (rt50, rt99) = (pct(&mut rt, 0.5), pct(&mut rt, 0.99));
     println!("| pool | median | p99 |");
     println!("|---|---|---|");
-    println!("| empty-job round trip ({n_rt} jobs) | {:.1} us | {:.1} us |", rt50 * 1e6, rt99 * 1e6);
+    println!(
+        "| empty-job round trip ({n_rt} jobs) | {:.1} us | {:.1} us |",
+        rt50 * 1e6,
+        rt99 * 1e6
+    );
     let sm = median(&mut starts);
-    println!("| pool start ({workers} workers forked and ready) | {:.2} ms | {:.2} ms |", sm * 1e3, pct(&mut starts, 0.99) * 1e3);
+    println!(
+        "| pool start ({workers} workers forked and ready) | {:.2} ms | {:.2} ms |",
+        sm * 1e3,
+        pct(&mut starts, 0.99) * 1e3
+    );
     println!();
     println!(
         "workers' Private_Dirty after the jobs: {dirty_kb} KiB in total = {:.3}% of the {:.0} MiB input",

@@ -29,16 +29,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 1. Unit rows: a shared matrix, input of the next job.
     let unit = engine.run(RowKernel::NormalizeL2, &frame, "x")?;
     // 2. Cosine against a query (on unit rows this is a dot product; cosine is used to show it).
-    let query: Vec<f64> = (0..cols).map(|j| if j % 2 == 0 { 1.0 } else { -1.0 }).collect();
+    let query: Vec<f64> = (0..cols)
+        .map(|j| if j % 2 == 0 { 1.0 } else { -1.0 })
+        .collect();
     let cos = engine.run_with_query(RowKernel::Cosine, &unit, "x", &query)?;
     // 3. The top rows, read straight from the shared output column.
-    let scores = cos.batch().column(0).as_any().downcast_ref::<Float64Array>().expect("f64 scores").clone();
+    let scores = cos
+        .batch()
+        .column(0)
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .expect("f64 scores")
+        .clone();
     let mut idx: Vec<usize> = (0..scores.len()).collect();
     idx.sort_by(|a, b| scores.value(*b).total_cmp(&scores.value(*a)));
     println!("top 5 rows by cosine similarity:");
     for i in idx.iter().take(5) {
         println!("  row {i:>7}  {:+.4}", scores.value(*i));
     }
-    println!("frames: {} -> {} -> {}", frame.path().display(), unit.path().display(), cos.path().display());
+    println!(
+        "frames: {} -> {} -> {}",
+        frame.path().display(),
+        unit.path().display(),
+        cos.path().display()
+    );
     Ok(())
 }

@@ -22,9 +22,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (input, output) = match (args.first(), args.get(1)) {
         (Some(i), Some(o)) => (PathBuf::from(i), PathBuf::from(o)),
         _ => {
-            let dir = std::env::temp_dir().join(format!("shmframe-row-norm-{}", std::process::id()));
+            let dir =
+                std::env::temp_dir().join(format!("shmframe-row-norm-{}", std::process::id()));
             std::fs::create_dir_all(&dir)?;
-            let x: Vec<f64> = (0..100_000u64 * 8).map(|i| ((i * 7919) % 1000) as f64 / 100.0 - 5.0).collect();
+            let x: Vec<f64> = (0..100_000u64 * 8)
+                .map(|i| ((i * 7919) % 1000) as f64 / 100.0 - 5.0)
+                .collect();
             npy::write_npy_f64(dir.join("x.npy"), 100_000, 8, &x)?;
             (dir.join("x.npy"), dir.join("norms.npy"))
         }
@@ -37,6 +40,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else if let Some(v) = col.as_any().downcast_ref::<Float32Array>() {
         npy::write_npy_typed(&output, &[v.len()], v.values())?;
     }
-    println!("{} rows -> {} (norms were computed in {})", norms.num_rows(), output.display(), norms.path().display());
+    println!(
+        "{} rows -> {} (norms were computed in {})",
+        norms.num_rows(),
+        output.display(),
+        norms.path().display()
+    );
     Ok(())
 }

@@ -26,7 +26,11 @@ impl UserKernel for RangeMad {
             if row.is_empty() {
                 return Err("rows must have at least one value".into());
             }
-            let (lo, hi) = row.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(*v), h.max(*v)));
+            let (lo, hi) = row
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+                    (l.min(*v), h.max(*v))
+                });
             let mean = row.iter().sum::<f64>() / row.len() as f64;
             let mad = row.iter().map(|v| (v - mean).abs()).sum::<f64>() / row.len() as f64;
             out[2 * i] = hi - lo;
@@ -51,13 +55,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let engine = Engine::builder()
         .workers(2)
         .registry(registry())
-        .start_method(if spawn { StartMethod::Spawn { exe: None } } else { StartMethod::Fork })
+        .start_method(if spawn {
+            StartMethod::Spawn { exe: None }
+        } else {
+            StartMethod::Fork
+        })
         .build()?;
     let x: Vec<f64> = (0..10_000 * 16).map(|i| ((i * 37) % 101) as f64).collect();
     let frame = engine.frame_from_vec_f64(&x, 16)?;
     let out = engine.run(Kernel::User("range-mad".into()), &frame, "x")?;
-    let list = out.batch().column(0).as_any().downcast_ref::<FixedSizeListArray>().expect("2 values per row").clone();
-    let v = list.values().as_any().downcast_ref::<Float64Array>().expect("f64").clone();
-    println!("{} rows; row 0: range {} mad {:.3}", list.len(), v.value(0), v.value(1));
+    let list = out
+        .batch()
+        .column(0)
+        .as_any()
+        .downcast_ref::<FixedSizeListArray>()
+        .expect("2 values per row")
+        .clone();
+    let v = list
+        .values()
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .expect("f64")
+        .clone();
+    println!(
+        "{} rows; row 0: range {} mad {:.3}",
+        list.len(),
+        v.value(0),
+        v.value(1)
+    );
     Ok(())
 }

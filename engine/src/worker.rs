@@ -322,8 +322,10 @@ impl Worker {
         };
         let (out_ref, out_dtype, out_width) = desc.output.as_ref().expect("output with segment");
         let ow = out_dtype.width() * out_width;
+        let abs0 = out_ref.offset + r0 * ow;
+        out_seg.populate_write(abs0..abs0 + (r1 - r0) * ow);
         let (body, base) = out_seg.body_mut();
-        let o0 = out_ref.offset - base + r0 * ow;
+        let o0 = abs0 - base;
         let out_bytes = &mut body[o0..o0 + (r1 - r0) * ow];
         let query_bytes = query.map(|(m, b)| &m.bytes()[b.offset..b.offset + b.len]);
         match (&desc.op, &desc.input) {

@@ -14,6 +14,7 @@ use shmframe::{
 };
 
 type TestResult = Result<(), String>;
+type TestFn = fn() -> TestResult;
 
 fn lcg(seed: u64) -> impl FnMut() -> f64 {
     let mut s = seed
@@ -243,12 +244,12 @@ impl UserKernel for Panicky {
     }
     fn run(&self, rows: RowBlock<'_>, out: &mut [f64]) -> Result<(), String> {
         let mut buf = Vec::new();
-        for i in 0..rows.rows() {
+        for (i, o) in out.iter_mut().enumerate().take(rows.rows()) {
             rows.row_f64(i, &mut buf);
             if buf[0] > 1.9 {
                 panic!("value too large");
             }
-            out[i] = buf.iter().sum();
+            *o = buf.iter().sum();
         }
         Ok(())
     }
@@ -555,10 +556,9 @@ fn all_workers_killed_at_once_recovers() -> TestResult {
             ..Default::default()
         };
         let t = std::time::Instant::now();
-        let (out, stats) = engine
-            .run_full(Kernel::Row(RowKernel::L2), &frame, &["x"], None, &opts)
-            .map_err(|e| format!("round {round}: {e}"))?;
+        let result = engine.run_full(Kernel::Row(RowKernel::L2), &frame, &["x"], None, &opts);
         killer.wait().ok();
+        let (out, stats) = result.map_err(|e| format!("round {round}: {e}"))?;
         if out_f64(&out) != want {
             return Err(format!(
                 "round {round}: wrong result after all workers were killed"
@@ -701,7 +701,7 @@ fn many_small_jobs_do_not_grow() -> TestResult {
 }
 
 fn main() {
-    let tests: Vec<(&str, fn() -> TestResult)> = vec![
+    let tests: Vec<(&str, TestFn)> = vec![
         ("kernels_match_reference", kernels_match_reference),
         ("killed_worker_still_exact", killed_worker_still_exact),
         ("user_kernels_and_panics", user_kernels_and_panics),

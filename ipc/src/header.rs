@@ -176,7 +176,9 @@ impl SegmentHeader {
             });
         }
         let payload_offset = u64_at(32);
-        if payload_offset < HEADER_LEN as u64 || !payload_offset.is_multiple_of(PAYLOAD_ALIGN as u64) {
+        if payload_offset < HEADER_LEN as u64
+            || !payload_offset.is_multiple_of(PAYLOAD_ALIGN as u64)
+        {
             return Err(HeaderError::Field {
                 field: "payload_offset",
                 value: payload_offset,

@@ -1,0 +1,58 @@
+//! One module per subcommand.
+
+pub(crate) mod demo;
+pub(crate) mod generate;
+pub(crate) mod load;
+pub(crate) mod run;
+pub(crate) mod segments;
+
+use std::path::Path;
+
+use anyhow::Result;
+use arrow_schema::DataType;
+use shmframe::{Engine, SegmentDir};
+
+use crate::errors::bad_input;
+
+/// Short type names: `f64`, `f32`, `i64`…; others as Arrow prints them.
+pub(crate) fn type_name(dt: &DataType) -> String {
+    match dt {
+        DataType::Float64 => "f64".into(),
+        DataType::Float32 => "f32".into(),
+        DataType::Float16 => "f16".into(),
+        DataType::Int64 => "i64".into(),
+        DataType::Int32 => "i32".into(),
+        DataType::Int16 => "i16".into(),
+        DataType::Int8 => "i8".into(),
+        DataType::UInt64 => "u64".into(),
+        DataType::UInt32 => "u32".into(),
+        DataType::UInt16 => "u16".into(),
+        DataType::UInt8 => "u8".into(),
+        DataType::Utf8 => "utf8".into(),
+        DataType::FixedSizeList(f, w) => format!("{}[{w}]", type_name(f.data_type())),
+        other => other.to_string(),
+    }
+}
+
+/// Refuses a missing input file up front (a clear exit-2 error rather than an mmap error).
+pub(crate) fn check_source(src: &str) -> Result<()> {
+    if src.starts_with("shm:") {
+        return Ok(());
+    }
+    let p = Path::new(src);
+    if !p.exists() {
+        return Err(bad_input(format!("input file {src} does not exist")));
+    }
+    if p.is_dir() {
+        return Err(bad_input(format!("input {src} is a directory, not a file")));
+    }
+    Ok(())
+}
+
+/// A one-worker engine for commands that only load data (`load`).
+pub(crate) fn small_engine(dir: &SegmentDir) -> Result<Engine> {
+    Ok(Engine::builder()
+        .workers(1)
+        .segment_dir(dir.clone())
+        .build()?)
+}
