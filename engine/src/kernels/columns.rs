@@ -10,7 +10,7 @@
 
 use super::error::KernelError;
 use super::kernel::RowKernel;
-use super::rows::{check_len, check_query, run_rows, with_sq_norm};
+use super::rows::{check_len, check_query, run_rows, with_norm};
 
 /// Most rows per block.
 const BLOCK_ROWS: usize = 256;
@@ -186,7 +186,7 @@ pub fn apply_columns(
         }
     }
     check_len(rows, out.len())?;
-    let query = with_sq_norm(check_query(kernel, ncols, query)?, |v| v);
+    let query = with_norm(check_query(kernel, ncols, query)?, |v| v);
     if ncols == 0 {
         run_rows(kernel, &[], 0, query, out, |v| v);
         return Ok(());

@@ -33,7 +33,8 @@
 //!   `f32`. `f64` input always uses `f64`. Min, max and `linf-norm` are
 //!   exact in the input type.
 //! * **Summation order.** Sums use 8 interleaved partial sums combined as a
-//!   tree, so results can differ from a sequential loop by a few ulps of
+//!   tree, plus a sequential partial sum of the last `len % 8` elements, so
+//!   results can differ from a sequential loop by a few ulps of
 //!   `sum(abs(terms))`; they are deterministic for a given row.
 //! * **Overflow.** `l2-norm`, `cosine` and `normalize` square elements
 //!   without rescaling (for speed, as numpy's `norm` does): with `f64`
@@ -45,10 +46,21 @@
 //!
 //! # Performance
 //!
-//! Each reduction runs 8 independent accumulators over `as_chunks::<8>()`,
-//! so LLVM vectorises it and `l2-norm` on `f32`/`f64` runs at memory
-//! bandwidth for `cols >= 16`. Narrow rows (`cols < 8`) take only the
-//! remainder loop. See `lanes.rs`.
+//! Each reduction runs 8 independent accumulators over `as_chunks::<8>()`
+//! with no bounds checks, so LLVM vectorises it (see `lanes.rs`); square
+//! roots, divisions and the rounding to `f32` are applied to blocks of 64
+//! row results at once, off the per-row dependency chain (see
+//! `rows::each_row`). Narrow rows (`cols < 8`) take only the sequential
+//! remainder loop. Nothing is specialised for particular widths.
+//!
+//! Measured single-threaded on the 2 GHz development VM (baseline x86-64,
+//! i.e. SSE2), reading 128-256 MB from memory (read bandwidth about
+//! 10 GB/s): `l2-norm` runs at 85-100% of that bandwidth for `f64` with
+//! `cols >= 16` and for `f32` with `cols >= 64`, and at about 70% for `f32`
+//! with `cols = 16`, where the per-row work (widening 16 elements, the lane
+//! tree) outweighs 64 bytes of memory traffic. `min`, `max`, `linf-norm` (NaN-propagating selects), `var`
+//! (two passes) and `cosine` (two sums) are compute-bound: 30-65% of the
+//! bandwidth at `cols = 16` and 55-90% at `cols = 1000`, lowest for `f32`.
 
 mod columns;
 mod error;

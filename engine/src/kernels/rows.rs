@@ -51,11 +51,11 @@ pub fn apply_rows<T: Float>(
     let query = check_query(kernel, cols, query)?;
     match acc {
         Accumulate::F64 => {
-            let query = with_sq_norm(query, T::to_f64);
+            let query = with_norm(query, T::to_f64);
             run_rows(kernel, data, cols, query, out, T::to_f64);
         }
         Accumulate::Native => {
-            let query = with_sq_norm(query, |v: T| v);
+            let query = with_norm(query, |v: T| v);
             run_rows(kernel, data, cols, query, out, |v: T| v);
         }
     }
@@ -133,12 +133,12 @@ pub(super) fn check_query<'q, T>(
     }
 }
 
-/// Pairs a query with its squared L2 norm, computed once per call.
-pub(super) fn with_sq_norm<T: Float, A: Float>(
+/// Pairs a query with its L2 norm, computed once per call.
+pub(super) fn with_norm<T: Float, A: Float>(
     query: Option<&[T]>,
     w: impl Fn(T) -> A,
 ) -> Option<(&[T], A)> {
-    query.map(|q| (q, lanes::sum_sq(q, w)))
+    query.map(|q| (q, lanes::sum_sq(q, w).sqrt()))
 }
 
 /// Rounds an accumulator to the element type (identity when `A == T`).
@@ -148,9 +148,13 @@ fn narrow<A: Float, T: Float>(a: A) -> T {
 }
 
 /// Runs a scalar kernel on validated input: `out.len()` rows, each `cols`
-/// wide, `query` (with its squared norm, see [`with_sq_norm`]) present with
-/// `cols` elements if the kernel needs one.
-/// The `match` happens once; each arm is a monomorphic loop over rows.
+/// wide, `query` (with its norm, see [`with_norm`]) present with `cols`
+/// elements if the kernel needs one.
+///
+/// The `match` happens once; each arm is a monomorphic loop over rows made
+/// of a vectorised reduction per row and a cheap `finish` (square root,
+/// division, rounding to `T`) applied a block of rows later, see
+/// [`each_row`].
 pub(super) fn run_rows<T: Float, A: Float>(
     kernel: &RowKernel,
     data: &[T],
@@ -159,36 +163,105 @@ pub(super) fn run_rows<T: Float, A: Float>(
     out: &mut [T],
     w: impl Fn(T) -> A + Copy,
 ) {
-    let (q, qq) = query.unwrap_or((&[], A::ZERO));
+    let (q, nq) = query.unwrap_or((&[], A::ZERO));
+    let n = A::from_usize(cols);
+    let var_divisor = |ddof: u32| {
+        cols.checked_sub(ddof as usize)
+            .filter(|&d| d > 0)
+            .map(A::from_usize)
+    };
+    let (z, id) = (A::ZERO, |v: T| v);
     match *kernel {
-        RowKernel::L1 => each_row(data, cols, out, |r| narrow(lanes::sum_abs(r, w))),
-        RowKernel::L2 => each_row(data, cols, out, |r| narrow(lanes::sum_sq(r, w).sqrt())),
-        RowKernel::LInf => each_row(data, cols, out, lanes::max_abs),
-        RowKernel::Sum => each_row(data, cols, out, |r| narrow(lanes::sum(r, w))),
-        RowKernel::Mean => each_row(data, cols, out, |r| narrow(lanes::mean(r, w))),
-        RowKernel::Min => each_row(data, cols, out, lanes::min),
-        RowKernel::Max => each_row(data, cols, out, lanes::max),
-        RowKernel::Var { ddof } => each_row(data, cols, out, |r| narrow(lanes::var(r, ddof, w))),
-        RowKernel::Std { ddof } => {
-            each_row(data, cols, out, |r| narrow(lanes::var(r, ddof, w).sqrt()));
+        RowKernel::L1 => each_row(data, cols, out, z, |r| lanes::sum_abs(r, w), narrow),
+        RowKernel::L2 => each_row(
+            data,
+            cols,
+            out,
+            z,
+            |r| lanes::sum_sq(r, w),
+            |s| narrow(s.sqrt()),
+        ),
+        RowKernel::LInf => each_row(data, cols, out, T::ZERO, lanes::max_abs, id),
+        RowKernel::Sum => each_row(data, cols, out, z, |r| lanes::sum(r, w), narrow),
+        // 0 / 0 = NaN for empty rows.
+        RowKernel::Mean => each_row(data, cols, out, z, |r| lanes::sum(r, w), |s| narrow(s / n)),
+        RowKernel::Min => each_row(data, cols, out, T::ZERO, lanes::min, id),
+        RowKernel::Max => each_row(data, cols, out, T::ZERO, lanes::max, id),
+        RowKernel::Var { ddof } | RowKernel::Std { ddof } => {
+            let Some(d) = var_divisor(ddof) else {
+                out.fill(T::NAN);
+                return;
+            };
+            if matches!(kernel, RowKernel::Var { .. }) {
+                each_row(
+                    data,
+                    cols,
+                    out,
+                    z,
+                    |r| lanes::sq_dev(r, w),
+                    |ss| narrow(ss / d),
+                );
+            } else {
+                each_row(
+                    data,
+                    cols,
+                    out,
+                    z,
+                    |r| lanes::sq_dev(r, w),
+                    |ss| narrow((ss / d).sqrt()),
+                );
+            }
         }
-        RowKernel::Dot => each_row(data, cols, out, |r| narrow(lanes::dot(r, q, w))),
-        RowKernel::Cosine => {
-            each_row(data, cols, out, |r| narrow(lanes::cosine(r, q, qq, w)));
-        }
+        RowKernel::Dot => each_row(data, cols, out, z, |r| lanes::dot(r, q, w), narrow),
+        RowKernel::Cosine => each_row(
+            data,
+            cols,
+            out,
+            (z, z),
+            |r| lanes::dot_sq(r, q, w),
+            |(xq, xx)| {
+                if xx == A::ZERO || nq == A::ZERO {
+                    T::NAN
+                } else {
+                    narrow(xq / (xx.sqrt() * nq))
+                }
+            },
+        ),
         RowKernel::NormalizeL2 => unreachable!("matrix kernels are rejected before run_rows"),
     }
 }
 
-/// `out[i] = f(row i)`; with `cols == 0` every row is the empty slice.
+/// Rows per block in [`each_row`].
+const ROW_BLOCK: usize = 64;
+
+/// `out[i] = finish(reduce(row i))`; with `cols == 0` every row is empty.
+///
+/// The reductions of a block of rows go to a small stack buffer first and
+/// are finished in a second loop. This keeps the long-latency square roots
+/// and divisions out of the per-row dependency chain (so the out-of-order
+/// core overlaps more rows) and lets LLVM vectorise them across rows.
 #[inline(always)]
-fn each_row<T: Float>(data: &[T], cols: usize, out: &mut [T], f: impl Fn(&[T]) -> T) {
+fn each_row<T: Float, R: Copy>(
+    data: &[T],
+    cols: usize,
+    out: &mut [T],
+    init: R,
+    reduce: impl Fn(&[T]) -> R,
+    finish: impl Fn(R) -> T,
+) {
     if cols == 0 {
-        out.fill(f(&[]));
+        out.fill(finish(reduce(&[])));
         return;
     }
-    for (o, row) in out.iter_mut().zip(data.chunks_exact(cols)) {
-        *o = f(row);
+    let mut buf = [init; ROW_BLOCK];
+    let block = data.chunks(ROW_BLOCK.saturating_mul(cols));
+    for (dst, src) in out.chunks_mut(ROW_BLOCK).zip(block) {
+        for (b, row) in buf.iter_mut().zip(src.chunks_exact(cols)) {
+            *b = reduce(row);
+        }
+        for (o, &b) in dst.iter_mut().zip(&buf) {
+            *o = finish(b);
+        }
     }
 }
 

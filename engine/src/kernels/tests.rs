@@ -216,7 +216,7 @@ fn matrix<T: std::fmt::Debug + Clone + 'static>(
 macro_rules! property {
     ($name:ident, $value:ident($class:expr), $acc:expr, $tol:expr) => {
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(400))]
+            #![proptest_config(ProptestConfig::with_cases(256))]
             #[test]
             fn $name((cols, data, query) in matrix($value($class))) {
                 check_all(cols, &data, &query, $acc, $tol)?;
@@ -373,7 +373,7 @@ fn columns_match_rows(columns: &[Owned], rows: usize, query: &[f64]) -> Result<(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(150))]
+    #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
     fn columns_equal_rows(
         (rows, columns, query) in (0_usize..=600, 0_usize..=12).prop_flat_map(|(rows, ncols)| (
