@@ -43,13 +43,6 @@ impl RoMap {
         }
     }
 
-    fn populate(&self, range: std::ops::Range<usize>) {
-        match self {
-            RoMap::Segment(s) => s.populate_read(range),
-            RoMap::File(f) => f.populate_read(range),
-        }
-    }
-
     fn stale(&self) -> bool {
         match self {
             RoMap::Segment(s) => s.is_unlinked(),
@@ -340,7 +333,6 @@ impl Worker {
             (op, Some(InputDesc::Matrix { dtype, cols, .. })) => {
                 let (m, b) = &input[0];
                 let w = dtype.width() * cols;
-                m.populate(b.offset + r0 * w..b.offset + r1 * w);
                 let in_bytes = &m.bytes()[b.offset + r0 * w..b.offset + r1 * w];
                 self.matrix_op(op, *dtype, *cols, in_bytes, query_bytes, out_bytes)
             }

@@ -24,13 +24,24 @@ pub fn start_ticks(pid: u32) -> Option<u64> {
     after.split_whitespace().nth(22 - 3)?.parse().ok()
 }
 
+/// The calling process's identity, cached; re-read after a fork (the pid differs).
+static CURRENT: std::sync::Mutex<Option<ProcessId>> = std::sync::Mutex::new(None);
+
 impl ProcessId {
-    /// The calling process.
+    /// The calling process (cached; recomputed in a forked child).
     pub fn current() -> Self {
         let pid = std::process::id();
-        ProcessId {
-            pid,
-            start_ticks: start_ticks(pid).unwrap_or(0),
+        let mut cached = CURRENT.lock().unwrap_or_else(|p| p.into_inner());
+        match *cached {
+            Some(id) if id.pid == pid => id,
+            _ => {
+                let id = ProcessId {
+                    pid,
+                    start_ticks: start_ticks(pid).unwrap_or(0),
+                };
+                *cached = Some(id);
+                id
+            }
         }
     }
 
