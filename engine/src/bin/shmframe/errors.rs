@@ -24,6 +24,7 @@ pub(crate) fn bad_input(msg: impl Into<String>) -> anyhow::Error {
 
 fn is_input_error(e: &EngineError) -> bool {
     match e {
+        EngineError::Arrow(shmframe_ipc::ArrowSegmentError::Segment(s)) => segment_is_input(s),
         EngineError::Input { .. }
         | EngineError::Arrow(_)
         | EngineError::Name(_)
