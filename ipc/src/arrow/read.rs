@@ -27,7 +27,30 @@ pub struct IpcFile {
 ///
 /// Block offsets in the footer are absolute within `owner`'s bytes. Every block is checked to
 /// lie inside the bytes before it is decoded. `label` names the source in errors.
+///
+/// Hostile bytes never panic: arrow-rs itself can panic on some corrupt inputs (found by the
+/// `segment_attach` fuzz target: an overflowing fixed-size-list length), so decoding runs under
+/// `catch_unwind` and such a panic becomes [`ArrowSegmentError::Invalid`].
 pub fn read_ipc_file<T>(owner: T, label: &str) -> Result<IpcFile, ArrowSegmentError>
+where
+    T: AsRef<[u8]> + Send + Sync + 'static,
+{
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode(owner, label))).unwrap_or_else(
+        |p| {
+            let what = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(ArrowSegmentError::Invalid {
+                name: label.to_string(),
+                reason: format!("arrow panicked while decoding: {what}"),
+            })
+        },
+    )
+}
+
+fn decode<T>(owner: T, label: &str) -> Result<IpcFile, ArrowSegmentError>
 where
     T: AsRef<[u8]> + Send + Sync + 'static,
 {
