@@ -642,3 +642,20 @@ fn zero_sized_columns_and_empty_batches() {
         &[0, 4]
     );
 }
+
+/// Inputs on which the `segment_attach` fuzz target once crashed (arrow-rs panicked on a
+/// buffer past the body); each must now be a clean error.
+#[test]
+fn fuzz_regressions_are_clean_errors() {
+    if role().is_some() {
+        return;
+    }
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz-regressions");
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let bytes = std::fs::read(e.unwrap().path()).unwrap();
+        assert!(read_ipc_file(bytes, "regression").is_err());
+        n += 1;
+    }
+    assert!(n >= 3);
+}

@@ -123,6 +123,7 @@ where
     if let Some(recs) = footer.recordBatches() {
         for b in recs.iter() {
             let data = block_slice(b)?;
+            precheck_batch(&data, b, &schema).map_err(invalid)?;
             if let Some(batch) = decoder.read_record_batch(b, &data).map_err(arrow)? {
                 batches.push(batch);
             }
@@ -133,6 +134,99 @@ where
         batches,
         buffer,
     })
+}
+
+/// Checks what arrow-rs's decoder trusts and would panic on (found by fuzzing): every buffer
+/// lies inside the message body, and every field node has sane, non-overflowing lengths.
+fn precheck_batch(
+    data: &[u8],
+    block: &arrow_ipc::Block,
+    schema: &arrow_schema::Schema,
+) -> Result<(), String> {
+    let meta_len = block.metaDataLength() as usize;
+    let body_len = block.bodyLength() as u64;
+    let start = if data.get(0..4) == Some(&[0xff; 4][..]) {
+        8
+    } else {
+        4
+    };
+    let meta = data
+        .get(start..meta_len)
+        .ok_or_else(|| format!("block metadata of {meta_len} bytes is too short"))?;
+    let msg = arrow_ipc::root_as_message(meta)
+        .map_err(|e| format!("message is not a valid flatbuffer: {e}"))?;
+    let Some(rb) = msg.header_as_record_batch() else {
+        return Ok(()); // the decoder reports a wrong message type itself
+    };
+    if rb.length() < 0 {
+        return Err(format!("negative row count {}", rb.length()));
+    }
+    for b in rb.buffers().iter().flatten() {
+        let ok = b.offset() >= 0
+            && b.length() >= 0
+            && (b.offset() as u64)
+                .checked_add(b.length() as u64)
+                .is_some_and(|e| e <= body_len);
+        if !ok {
+            return Err(format!(
+                "buffer at {} (+{}) lies outside the {body_len} byte body",
+                b.offset(),
+                b.length()
+            ));
+        }
+    }
+    if let Some(nodes) = rb.nodes() {
+        let mut it = nodes.iter();
+        for f in schema.fields() {
+            check_node(f.data_type(), &mut it)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_node<'a>(
+    dt: &arrow_schema::DataType,
+    nodes: &mut impl Iterator<Item = &'a arrow_ipc::FieldNode>,
+) -> Result<(), String> {
+    use arrow_schema::DataType as D;
+    let Some(n) = nodes.next() else {
+        return Ok(()); // too few nodes: the decoder reports it
+    };
+    if n.length() < 0 || n.null_count() < 0 || n.null_count() > n.length() {
+        return Err(format!(
+            "field node length {} / null count {} is invalid",
+            n.length(),
+            n.null_count()
+        ));
+    }
+    match dt {
+        D::FixedSizeList(child, size) => {
+            if (n.length() as u64)
+                .checked_mul((*size).max(0) as u64)
+                .is_none_or(|v| v > isize::MAX as u64)
+            {
+                return Err(format!(
+                    "fixed-size list of {} rows x {size} overflows",
+                    n.length()
+                ));
+            }
+            check_node(child.data_type(), nodes)
+        }
+        D::List(c) | D::LargeList(c) | D::ListView(c) | D::LargeListView(c) | D::Map(c, _) => {
+            check_node(c.data_type(), nodes)
+        }
+        D::Struct(fields) => fields
+            .iter()
+            .try_for_each(|f| check_node(f.data_type(), nodes)),
+        D::Union(fields, _) => fields
+            .iter()
+            .try_for_each(|(_, f)| check_node(f.data_type(), nodes)),
+        D::RunEndEncoded(a, b) => {
+            check_node(a.data_type(), nodes)?;
+            check_node(b.data_type(), nodes)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The byte range of `inner` within `outer` (both Arrow buffers), or `None` if `inner` does
