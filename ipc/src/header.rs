@@ -126,7 +126,7 @@ impl SegmentHeader {
 
     /// Decodes and validates a header against the real object size.
     ///
-    /// `version` is the value loaded atomically by the caller (see [`load_version`]).
+    /// `version` is the value the caller loaded atomically, with `Acquire` ordering.
     pub fn decode(buf: &[u8], version: u32, object_size: u64) -> Result<Self, HeaderError> {
         if (buf.len() as u64) < HEADER_LEN as u64 || object_size < HEADER_LEN as u64 {
             return Err(HeaderError::TooSmall {
@@ -183,6 +183,13 @@ impl SegmentHeader {
                 field: "payload_offset",
                 value: payload_offset,
                 reason: "must be >= 128 and a multiple of 64",
+            });
+        }
+        if payload_offset > total_len {
+            return Err(HeaderError::Field {
+                field: "payload_offset",
+                value: payload_offset,
+                reason: "starts past the end of the object",
             });
         }
         let payload_len = u64_at(40);

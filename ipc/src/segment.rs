@@ -98,7 +98,9 @@ impl SegmentDir {
                 let mut o = std::fs::OpenOptions::new();
                 o.read(true)
                     .write(flags.contains(OFlag::O_RDWR))
-                    .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC).bits())
+                    .custom_flags(
+                        (OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | (flags & OFlag::O_NONBLOCK)).bits(),
+                    )
                     .mode(mode);
                 if flags.contains(OFlag::O_CREAT) {
                     o.create_new(true);
@@ -223,8 +225,8 @@ impl Default for CreateOptions {
 
 /// A segment being created and filled by its owner: mapped read-write, header unpublished.
 ///
-/// Dropping it (before or after [`SegmentMut::publish`]) unlinks the object unless it is
-/// persistent, so a failed fill never leaks.
+/// Dropping it unlinks the object, persistent or not, so a failed fill never leaks; after
+/// [`SegmentMut::publish`], the returned [`Segment`] unlinks it on drop unless it is persistent.
 #[derive(Debug)]
 pub struct SegmentMut {
     map: MmapMut,
@@ -495,11 +497,14 @@ fn open_existing(
     dir: &SegmentDir,
     writable: bool,
 ) -> Result<(File, u64), SegmentError> {
+    // O_NONBLOCK: opening a FIFO planted under a segment name would otherwise block until a
+    // writer appears (hanging `attach`, `ls`, `gc`); with it the open returns and
+    // `check_object` refuses the non-regular file. It changes nothing for regular files.
     let flags = if writable {
         OFlag::O_RDWR
     } else {
         OFlag::O_RDONLY
-    };
+    } | OFlag::O_NONBLOCK;
     let fd = dir.open(name, flags, 0).map_err(|e| match e {
         Errno::ENOENT => SegmentError::NotFound {
             name: name.clone(),

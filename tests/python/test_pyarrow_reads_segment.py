@@ -1,37 +1,96 @@
-"""pyarrow opens a segment written by Rust (shmframe-ipc's sample batch) and checks schema,
-values and zero copy. Run by ipc/tests/tests.rs::pyarrow_reads_our_segment with the path."""
+"""pyarrow reads a segment written by Rust (shmframe-ipc), in place.
+
+Driven by `ipc/tests/it/pyarrow.rs` (`cargo test -p shmframe-ipc --test tests pyarrow`), which
+writes the segment, then runs this file under pytest with
+
+    SHMFRAME_SEGMENT_PATH=/dev/shm/shmframe.NAME
+    SHMFRAME_SEGMENT_EXPECTED='{"x": ..., "img": ..., "id": ..., "s": ...}'
+
+or, without pytest, as a script: `python test_pyarrow_reads_segment.py PATH EXPECTED_JSON`.
+
+Checks: the schema (the tensor column is the canonical `arrow.fixed_shape_tensor` extension
+type with its shape), every value, and zero copy: reading allocates nothing from pyarrow's
+memory pool and every buffer of every column lies inside the memory map.
+"""
+
+import json
+import os
 import sys
 
 import pyarrow as pa
 
 
-def check(path: str) -> None:
+def _buffers(arr):
+    """Every buffer of `arr`, children included (extension arrays: their storage)."""
+    if isinstance(arr, pa.ExtensionArray):
+        arr = arr.storage
+    return [b for b in arr.buffers() if b is not None]
+
+
+def check(path, expected):
+    source = pa.memory_map(path)
+    whole = source.read_buffer(source.size())  # zero-copy: its address is the map's
+    lo, hi = whole.address, whole.address + whole.size
+    source.seek(0)
+
     before = pa.total_allocated_bytes()
-    table = pa.ipc.open_file(pa.memory_map(path)).read_all()
-    assert pa.total_allocated_bytes() == before, "pyarrow allocated: not zero-copy"
+    reader = pa.ipc.open_file(source)
+    table = reader.read_all()
+    grew = pa.total_allocated_bytes() - before
+    assert grew == 0, f"reading allocated {grew} bytes: not zero-copy"
+
+    # Schema.
     assert table.column_names == ["x", "img", "id", "s"], table.column_names
-    assert table.schema.field("x").type == pa.list_(pa.field("item", pa.float64(), nullable=False), 3)
+    x_type = table.schema.field("x").type
+    item = pa.field("item", pa.float64(), nullable=False)
+    assert x_type == pa.list_(item, expected["x"]["list_size"]), x_type
     img_type = table.schema.field("img").type
     assert isinstance(img_type, pa.FixedShapeTensorType), img_type
-    assert img_type.shape == [2, 2, 3] and img_type.value_type == pa.uint8()
-    assert table.column("x").to_pylist() == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]]
+    assert img_type.extension_name == "arrow.fixed_shape_tensor"
+    assert list(img_type.shape) == expected["img"]["shape"], img_type.shape
+    assert img_type.value_type == pa.uint8(), img_type.value_type
+    assert table.schema.field("id").type == pa.int32()
+    assert table.schema.field("id").nullable
+    assert table.schema.field("s").type == pa.string()
+
+    # Values.
+    assert table.num_rows == len(expected["id"])
+    assert table.column("x").to_pylist() == expected["x"]["rows"]
     tensors = table.column("img").chunk(0).to_numpy_ndarray()
-    assert tensors.shape == (3, 2, 2, 3) and int(tensors[2, 1, 1, 2]) == 35
-    assert table.column("id").to_pylist() == [7, None, -3]
-    assert table.column("s").to_pylist() == ["a", "bé", None]
+    shape = expected["img"]["shape"]
+    assert tensors.shape == (table.num_rows, *shape), tensors.shape
+    assert tensors.ravel().tolist() == expected["img"]["values"]
+    assert lo <= tensors.ctypes.data < hi, "the numpy tensor view was copied"
+    assert table.column("id").to_pylist() == expected["id"]
+    assert table.column("s").to_pylist() == expected["s"]
+
+    # Zero copy: every buffer of every column points into the mapping.
+    checked = 0
+    for column in table.columns:
+        for chunk in column.chunks:
+            for b in _buffers(chunk):
+                assert lo <= b.address and b.address + b.size <= hi, (
+                    f"column buffer at {b.address:#x}+{b.size} is outside the map "
+                    f"{lo:#x}..{hi:#x}: copied"
+                )
+                checked += 1
+    assert checked >= 7, checked
+    return checked
 
 
-def test_segment(path: str = "") -> None:  # pytest entry point when a path is given via env
-    import os
-
-    p = path or os.environ.get("SHMFRAME_SEGMENT_PATH", "")
-    if not p:
+def test_pyarrow_reads_segment():
+    path = os.environ.get("SHMFRAME_SEGMENT_PATH")
+    expected = os.environ.get("SHMFRAME_SEGMENT_EXPECTED")
+    if not path or not expected:
         import pytest
 
-        pytest.skip("run from ipc/tests/tests.rs, which writes the segment")
-    check(p)
+        pytest.skip(
+            "needs a segment: run `cargo test -p shmframe-ipc --test tests pyarrow`, "
+            "which writes one and runs this file"
+        )
+    check(path, json.loads(expected))
 
 
 if __name__ == "__main__":
-    check(sys.argv[1])
-    print("ok")
+    n = check(sys.argv[1], json.loads(sys.argv[2]))
+    print(f"ok: schema, values and {n} zero-copy buffers")

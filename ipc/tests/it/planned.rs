@@ -1,0 +1,230 @@
+//! `plan_layout`: metadata written first, buffers filled in place, published, read by others.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow_array::{BinaryArray, FixedSizeListArray, Float32Array, Int64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+use shmframe_ipc::arrow::{ColumnPlan, plan_layout, read_ipc_file};
+use shmframe_ipc::{
+    ArrowSegmentError, CreateOptions, HeaderError, Segment, SegmentDir, SegmentError, SegmentName,
+    matrix,
+};
+
+use super::harness::{
+    LeakGuard, addr_range, assert_inside, child_arg, child_exit, is_child, run_child,
+};
+
+const ROWS: usize = 5;
+const INTS: [Option<i64>; ROWS] = [Some(10), None, Some(30), None, Some(50)];
+const BINS: [Option<&[u8]>; ROWS] = [Some(b"ab"), Some(b""), None, Some(b"cde"), Some(b"\0\xff")];
+
+fn schema() -> Schema {
+    Schema::new(vec![
+        matrix::matrix_field("m", DataType::Float32, 2, false),
+        Field::new("i", DataType::Int64, true),
+        Field::new("b", DataType::Binary, true),
+    ])
+}
+
+fn matrix_values() -> Vec<f32> {
+    (0..ROWS * 2).map(|v| v as f32 * 0.5).collect()
+}
+
+/// The batch the planned segment must decode to, built the ordinary way.
+fn expected() -> RecordBatch {
+    let m = FixedSizeListArray::new(
+        Arc::new(Field::new("item", DataType::Float32, false)),
+        2,
+        Arc::new(Float32Array::from(matrix_values())),
+        None,
+    );
+    RecordBatch::try_new(
+        Arc::new(schema()),
+        vec![
+            Arc::new(m),
+            Arc::new(Int64Array::from(INTS.to_vec())),
+            Arc::new(BinaryArray::from(BINS.to_vec())),
+        ],
+    )
+    .unwrap()
+}
+
+fn validity(valid: impl Iterator<Item = bool>) -> Vec<u8> {
+    let mut bits = vec![0u8; ROWS.div_ceil(8)];
+    for (i, v) in valid.enumerate() {
+        if v {
+            bits[i / 8] |= 1 << (i % 8);
+        }
+    }
+    bits
+}
+
+/// Plans, fills through `body_mut` and publishes the segment of [`expected`].
+fn planned_segment(name: SegmentName) -> Segment {
+    let plans = [
+        ColumnPlan::default(),
+        ColumnPlan {
+            null_count: INTS.iter().filter(|v| v.is_none()).count(),
+            value_bytes: 0,
+        },
+        ColumnPlan {
+            null_count: BINS.iter().filter(|v| v.is_none()).count(),
+            value_bytes: BINS.iter().flatten().map(|b| b.len()).sum(),
+        },
+    ];
+    let mut p = plan_layout(name, &CreateOptions::default(), &schema(), ROWS, &plans).unwrap();
+    assert_eq!(p.rows, ROWS);
+    let cols = p.columns.clone();
+    assert_eq!(
+        cols.iter().map(|c| c.value_width).collect::<Vec<_>>(),
+        [4, 8, 0]
+    );
+    for c in &cols {
+        for r in [Some(&c.values), c.validity.as_ref(), c.offsets.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            assert_eq!(r.start % 64, 0, "buffer {r:?} is not 64-byte aligned");
+        }
+    }
+    assert!(cols[0].validity.is_none() && cols[0].offsets.is_none());
+    let (body, base) = p.segment.body_mut();
+    let mut put = |r: &Range<usize>, bytes: &[u8]| {
+        assert_eq!(r.len(), bytes.len(), "planned range {r:?}");
+        body[r.start - base..r.end - base].copy_from_slice(bytes);
+    };
+    // m: row-major f32 values.
+    let m: Vec<u8> = matrix_values()
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    put(&cols[0].values, &m);
+    // i: validity bits and values (null slots are zero).
+    put(
+        cols[1].validity.as_ref().unwrap(),
+        &validity(INTS.iter().map(Option::is_some)),
+    );
+    let i: Vec<u8> = INTS
+        .iter()
+        .flat_map(|v| v.unwrap_or(0).to_le_bytes())
+        .collect();
+    put(&cols[1].values, &i);
+    // b: validity bits, offsets, values.
+    put(
+        cols[2].validity.as_ref().unwrap(),
+        &validity(BINS.iter().map(Option::is_some)),
+    );
+    let mut offsets = vec![0i32];
+    let mut values = Vec::new();
+    for v in BINS {
+        values.extend_from_slice(v.unwrap_or_default());
+        offsets.push(values.len() as i32);
+    }
+    let o: Vec<u8> = offsets.iter().flat_map(|v| v.to_le_bytes()).collect();
+    put(cols[2].offsets.as_ref().unwrap(), &o);
+    put(&cols[2].values, &values);
+    p.segment.publish().unwrap()
+}
+
+/// Child: attaches the planned segment `<name>` and compares it with the expected batch.
+#[test]
+fn child_planned_reader() {
+    let Some(name) = child_arg("planned_reader") else {
+        return;
+    };
+    let seg = Segment::attach(&SegmentName::parse(&name).unwrap(), &SegmentDir::Shm).unwrap();
+    let file = read_ipc_file(seg, &name).unwrap();
+    let ok = file.batches.len() == 1 && file.batches[0] == expected();
+    child_exit(ok, format_args!("read {:?}", file.batches))
+}
+
+#[test]
+fn planned_layout_filled_in_place_is_read_by_a_child() {
+    if is_child() {
+        return;
+    }
+    let g = LeakGuard::new("t-plan");
+    let seg = planned_segment(g.name());
+    run_child(
+        crate::test_name!(child_planned_reader),
+        "planned_reader",
+        seg.name().as_str(),
+    )
+    .assert_success("the child read other values");
+}
+
+#[test]
+fn planned_layout_is_zero_copy() {
+    if is_child() {
+        return;
+    }
+    let g = LeakGuard::new("t-planzc");
+    let owner = planned_segment(g.name());
+    let reader = Segment::attach(owner.name(), owner.dir()).unwrap();
+    let mapping = addr_range(reader.bytes());
+    let file = read_ipc_file(reader, "t-planzc").unwrap();
+    assert_eq!(file.batches[0], expected());
+    let n = assert_inside(&file.batches, mapping);
+    assert!(n >= 6, "only {n} buffers checked");
+}
+
+#[test]
+fn planned_layout_refusals_leave_nothing() {
+    if is_child() {
+        return;
+    }
+    let g = LeakGuard::new("t-planbad");
+    // Unpublished: readers refuse it, and dropping it unlinks it.
+    let p = plan_layout(
+        g.name(),
+        &CreateOptions::default(),
+        &schema(),
+        ROWS,
+        &[ColumnPlan::default(); 3],
+    )
+    .unwrap();
+    let e = Segment::attach(p.segment.name(), &SegmentDir::Shm).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            SegmentError::Header {
+                source: HeaderError::Unpublished,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    drop(p);
+    // Unsupported types and impossible plans are refused before anything is created.
+    let nested = Schema::new(vec![Field::new(
+        "l",
+        DataType::List(Arc::new(Field::new("item", DataType::Int32, true))),
+        false,
+    )]);
+    let e = plan_layout(
+        g.name(),
+        &CreateOptions::default(),
+        &nested,
+        3,
+        &[ColumnPlan::default()],
+    )
+    .unwrap_err();
+    assert!(matches!(e, ArrowSegmentError::Unsupported { .. }), "{e}");
+    let e = plan_layout(
+        g.name(),
+        &CreateOptions::default(),
+        &schema(),
+        2,
+        &[
+            ColumnPlan {
+                null_count: 3,
+                value_bytes: 0,
+            },
+            ColumnPlan::default(),
+            ColumnPlan::default(),
+        ],
+    )
+    .unwrap_err();
+    assert!(matches!(e, ArrowSegmentError::Invalid { .. }), "{e}");
+}
