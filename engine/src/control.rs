@@ -251,6 +251,8 @@ pub(crate) enum Op {
     Row { id: u32, ddof: u32, acc: u32 },
     /// A registered user kernel.
     User { name: String },
+    /// An image batch: decode, resize, encode (see `crate::image`).
+    Resize(Box<crate::image::ResizeDesc>),
 }
 
 /// Test hooks carried by a job (fault injection; never set by normal use).

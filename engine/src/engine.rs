@@ -403,10 +403,23 @@ pub struct RunOptions {
     pub native_accumulation: bool,
     /// Name of the output column (default: derived from the kernel).
     pub output_name: Option<String>,
+    /// Called from the coordinator's wait loop (about every 10 ms) with chunks done and
+    /// chunks in all; for progress bars. It runs on the calling thread: start no thread in it.
+    pub progress: Option<Progress>,
     #[doc(hidden)]
     pub test_kill_worker_after_chunks: Option<(usize, u32)>,
     #[doc(hidden)]
     pub test_chunk_sleep: Option<Duration>,
+}
+
+/// A progress callback: `(chunks done, chunks in all)`.
+#[derive(Clone)]
+pub struct Progress(pub Arc<dyn Fn(usize, usize) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress(..)")
+    }
 }
 
 /// What a job computes.
@@ -554,7 +567,7 @@ impl Engine {
         query: Option<&[f64]>,
         opts: &RunOptions,
     ) -> Result<(SharedFrame, JobStats), EngineError> {
-        let mut pool = self.pool();
+        let pool = self.pool();
         let dir = pool.cfg.dir.clone();
         let workers = pool.slots.len();
         let plan = plan_job(&kernel, frame, columns, query, opts, &pool.cfg.registry)?;
@@ -605,15 +618,6 @@ impl Engine {
             .chunk_rows
             .unwrap_or_else(|| default_chunk_rows(plan.rows, workers))
             .max(1);
-        let n_chunks = plan.rows.div_ceil(chunk_rows);
-        if n_chunks > MAX_CHUNKS {
-            return Err(EngineError::Input {
-                what: "chunk_rows".into(),
-                reason: format!(
-                    "{n_chunks} chunks exceed the limit of {MAX_CHUNKS}; use larger chunks"
-                ),
-            });
-        }
         let desc = JobDesc {
             seq: 0,
             op: plan.op.clone(),
@@ -622,20 +626,10 @@ impl Engine {
             input: Some(plan.input.clone()),
             query: query_ref,
             output: Some((out_ref, plan.out_dtype, plan.out_width)),
-            hooks: Hooks {
-                kill_pid_after: None,
-                chunk_sleep_us: opts.test_chunk_sleep.map_or(0, |d| d.as_micros() as u64),
-            },
+            hooks: Hooks::default(),
         };
-        let mut desc = desc;
-        desc.hooks.kill_pid_after = opts.test_kill_worker_after_chunks.and_then(|(slot, n)| {
-            pool.slots
-                .get(slot)
-                .copied()
-                .flatten()
-                .map(|w| (w.pid.as_raw() as u32, n))
-        });
-        let stats = pool.execute(desc, n_chunks, opts.deadline, &kernel.name())?;
+        drop(pool);
+        let stats = self.execute_job(desc, chunk_rows, opts, &kernel.name())?;
         let stats = JobStats {
             input_bytes: plan.input_bytes,
             ..stats
@@ -643,6 +637,36 @@ impl Engine {
         drop(query_frame);
         let seg = planned.segment.publish()?;
         Ok((SharedFrame::from_segment(seg)?, stats))
+    }
+
+    /// Runs a planned job: the test hooks of `opts` applied, chunks of `chunk_rows` rows.
+    pub(crate) fn execute_job(
+        &self,
+        mut desc: JobDesc,
+        chunk_rows: usize,
+        opts: &RunOptions,
+        name: &str,
+    ) -> Result<JobStats, EngineError> {
+        let mut pool = self.pool();
+        desc.chunk_rows = chunk_rows;
+        let n_chunks = desc.rows.div_ceil(chunk_rows);
+        if n_chunks > MAX_CHUNKS {
+            return Err(EngineError::Input {
+                what: "chunk_rows".into(),
+                reason: format!(
+                    "{n_chunks} chunks exceed the limit of {MAX_CHUNKS}; use larger chunks"
+                ),
+            });
+        }
+        desc.hooks.chunk_sleep_us = opts.test_chunk_sleep.map_or(0, |d| d.as_micros() as u64);
+        desc.hooks.kill_pid_after = opts.test_kill_worker_after_chunks.and_then(|(slot, n)| {
+            pool.slots
+                .get(slot)
+                .copied()
+                .flatten()
+                .map(|w| (w.pid.as_raw() as u32, n))
+        });
+        pool.execute(desc, n_chunks, opts, name)
     }
 
     /// Posts an empty job (no rows) that every worker wakes for and acknowledges: the
@@ -661,7 +685,7 @@ impl Engine {
             hooks: Hooks::default(),
         };
         let _ = workers;
-        pool.execute(desc, 0, None, "empty")
+        pool.execute(desc, 0, &RunOptions::default(), "empty")
     }
 
     /// Stops the workers (polite, then SIGTERM, then SIGKILL after the grace period) and
@@ -682,9 +706,10 @@ impl Pool {
         &mut self,
         mut desc: JobDesc,
         n_chunks: usize,
-        deadline: Option<Duration>,
+        opts: &RunOptions,
         kernel: &str,
     ) -> Result<JobStats, EngineError> {
+        let deadline = opts.deadline;
         // Replace workers that died between jobs.
         self.repair(None, 0)?;
         self.seq = self.seq.wrapping_add(1).max(1);
@@ -761,6 +786,9 @@ impl Pool {
                     let done = self.control.word(DONE_CHUNKS).load(Ordering::Acquire);
                     if done != last_progress.0 {
                         last_progress = (done, Instant::now());
+                        if let Some(p) = &opts.progress {
+                            (p.0)(done as usize, n_chunks);
+                        }
                     }
                     let elapsed = start.elapsed();
                     let stalled = last_progress.1.elapsed() > self.cfg.stall_timeout;

@@ -23,6 +23,7 @@ mod control;
 mod engine;
 mod error;
 mod frame;
+pub mod image;
 pub mod kernels;
 mod load;
 pub mod npy;
@@ -32,7 +33,9 @@ mod worker;
 pub use control::MAX_WORKERS;
 /// The column name of frames loaded from `.npy` files and in-memory matrices.
 pub const MATRIX_COLUMN: &str = "x";
-pub use engine::{Engine, EngineBuilder, JobStats, Kernel, RunOptions, StartMethod, WorkerDeath};
+pub use engine::{
+    Engine, EngineBuilder, JobStats, Kernel, Progress, RunOptions, StartMethod, WorkerDeath,
+};
 pub use error::EngineError;
 pub use frame::SharedFrame;
 pub use kernels::{Accumulate, RowKernel};

@@ -51,8 +51,23 @@ impl RoMap {
     }
 }
 
+/// The mapped inputs of an image job.
+struct ImageInputs {
+    bytes: [(Arc<RoMap>, BufRef); 2],
+    paths: Option<[(Arc<RoMap>, BufRef); 2]>,
+    scratch: SharedRegion,
+}
+
+fn slice_of(m: &(Arc<RoMap>, BufRef)) -> Result<&[u8], String> {
+    m.0.bytes()
+        .get(m.1.offset..m.1.offset + m.1.len)
+        .ok_or_else(|| format!("buffer {:?} outside its mapping", m.1.loc))
+}
+
 struct Worker {
     control: Control,
+    /// Image codec state, made on the first image job and reused.
+    codec: std::cell::RefCell<Option<crate::image::codec::Codec>>,
     args: WorkerArgs,
     registry: Arc<KernelRegistry>,
     pool: Option<rayon::ThreadPool>,
@@ -90,6 +105,7 @@ pub(crate) fn run(args: WorkerArgs, registry: Arc<KernelRegistry>) -> i32 {
     };
     let mut w = Worker {
         control: Control::new(region),
+        codec: std::cell::RefCell::new(None),
         args,
         registry,
         pool,
@@ -222,6 +238,27 @@ impl Worker {
             Some((b, _)) => Some((self.ro_map(&b.loc)?, b.clone())),
             None => None,
         };
+        let images = match &desc.op {
+            Op::Resize(r) => {
+                let mut map2 = |b: &crate::image::pipeline::BinaryRef| -> Result<_, String> {
+                    Ok([
+                        (self.ro_map(&b.offsets.loc)?, b.offsets.clone()),
+                        (self.ro_map(&b.values.loc)?, b.values.clone()),
+                    ])
+                };
+                let bytes = map2(&r.bytes)?;
+                let paths = r.paths.as_ref().map(&mut map2).transpose()?;
+                let name = SegmentName::parse(&r.scratch).map_err(|e| e.to_string())?;
+                let scratch =
+                    SharedRegion::attach(&name, &self.args.dir).map_err(|e| e.to_string())?;
+                Some(ImageInputs {
+                    bytes,
+                    paths,
+                    scratch,
+                })
+            }
+            _ => None,
+        };
         let mut out = match &desc.output {
             Some((b, _, _)) => {
                 let seg = match self.rw.remove(&b.loc) {
@@ -251,7 +288,15 @@ impl Worker {
             let r0 = c * desc.chunk_rows;
             let r1 = (r0 + desc.chunk_rows).min(desc.rows);
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                this.compute(desc, &input, query.as_ref(), out.as_mut(), r0, r1)
+                this.compute(
+                    desc,
+                    &input,
+                    query.as_ref(),
+                    images.as_ref(),
+                    out.as_mut(),
+                    r0,
+                    r1,
+                )
             }))
             .unwrap_or_else(|p| Err(format!("panicked: {}", panic_message(&p))));
             if let Err(msg) = result {
@@ -305,11 +350,13 @@ impl Worker {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)] // the one dispatch point for every kind of job
     fn compute(
         &self,
         desc: &JobDesc,
         input: &[(Arc<RoMap>, BufRef)],
         query: Option<&(Arc<RoMap>, BufRef)>,
+        images: Option<&ImageInputs>,
         out: Option<&mut SegmentRw>,
         r0: usize,
         r1: usize,
@@ -327,6 +374,9 @@ impl Worker {
         let (body, base) = out_seg.body_mut();
         let o0 = abs0 - base;
         let out_bytes = &mut body[o0..o0 + (r1 - r0) * ow];
+        if let (Op::Resize(r), Some(img)) = (&desc.op, images) {
+            return self.resize_rows(r, img, out_bytes, r0, r1);
+        }
         let query_bytes = query.map(|(m, b)| &m.bytes()[b.offset..b.offset + b.len]);
         match (&desc.op, &desc.input) {
             (Op::Empty, _) => Ok(()),
@@ -362,6 +412,7 @@ impl Worker {
             (Op::User { .. }, Some(InputDesc::Columns { .. })) => {
                 Err("user kernels take a matrix column".into())
             }
+            (Op::Resize(_), _) => Err("image job without its inputs".into()),
             (_, None) => Err("job has no input".into()),
         }
     }
@@ -377,6 +428,7 @@ impl Worker {
     ) -> Result<(), String> {
         match op {
             Op::Empty => Ok(()),
+            Op::Resize(_) => Err("image jobs take no matrix".into()),
             Op::Row { id, ddof, acc } => {
                 let kernel = RowKernel::from_id(*id, *ddof).ok_or("unknown kernel id")?;
                 let acc = Accumulate::from_id(*acc).unwrap_or(Accumulate::F64);
@@ -444,6 +496,33 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Decodes, resizes (and encodes) images `r0..r1` into their output rows.
+    fn resize_rows(
+        &self,
+        desc: &crate::image::ResizeDesc,
+        img: &ImageInputs,
+        out: &mut [u8],
+        r0: usize,
+        r1: usize,
+    ) -> Result<(), String> {
+        use crate::image::{codec::Codec, pipeline};
+        let mut codec = self.codec.borrow_mut();
+        if codec.is_none() {
+            *codec = Some(Codec::new().map_err(|e| e.to_string())?);
+        }
+        let paths = match &img.paths {
+            Some([o, v]) => Some((slice_of(o)?, slice_of(v)?)),
+            None => None,
+        };
+        let input = pipeline::RowsInput {
+            desc,
+            bytes: (slice_of(&img.bytes[0])?, slice_of(&img.bytes[1])?),
+            paths,
+            scratch: &img.scratch,
+        };
+        pipeline::run_rows(codec.as_mut().expect("made above"), &input, out, r0, r1)
     }
 
     /// Runs `f(lo, hi, out_rows)` over the chunk's rows, split across this worker's own rayon
@@ -521,6 +600,7 @@ pub(crate) fn op_name(op: &Op) -> String {
             .map(|k| k.name().to_string())
             .unwrap_or_default(),
         Op::User { name } => name.clone(),
+        Op::Resize(_) => "resize".into(),
     }
 }
 

@@ -42,6 +42,74 @@ pub struct PlannedSegment {
     pub columns: Vec<ColumnBuffers>,
     /// Row count.
     pub rows: usize,
+    /// What it takes to rewrite the record batch message (null counts known only later).
+    message: BatchMessage,
+}
+
+/// The record batch message of a planned segment and where it sits.
+#[derive(Debug)]
+struct BatchMessage {
+    /// Absolute offset of the framed message in the segment.
+    at: usize,
+    nodes: Vec<arrow_ipc::FieldNode>,
+    buffers: Vec<arrow_ipc::Buffer>,
+    body_len: usize,
+    /// Index in `nodes` of each top-level column's node.
+    column_nodes: Vec<usize>,
+}
+
+impl BatchMessage {
+    fn encode(&self, rows: usize) -> Vec<u8> {
+        let mut fbb = flatbuffers::FlatBufferBuilder::new();
+        let nodes = fbb.create_vector(&self.nodes);
+        let buffers = fbb.create_vector(&self.buffers);
+        let mut rb = arrow_ipc::RecordBatchBuilder::new(&mut fbb);
+        rb.add_length(rows as i64);
+        rb.add_nodes(nodes);
+        rb.add_buffers(buffers);
+        let rb = rb.finish();
+        let mut m = arrow_ipc::MessageBuilder::new(&mut fbb);
+        m.add_version(arrow_ipc::MetadataVersion::V5);
+        m.add_header_type(arrow_ipc::MessageHeader::RecordBatch);
+        m.add_header(rb.as_union_value());
+        m.add_bodyLength(self.body_len as i64);
+        let m = m.finish();
+        fbb.finish(m, None);
+        frame_metadata(fbb.finished_data())
+    }
+}
+
+impl PlannedSegment {
+    /// Sets the null count of column `column` once it is known (e.g. after workers reported
+    /// which rows failed), rewriting the record batch message in place.
+    ///
+    /// The column must have been planned with a validity bitmap (a non-zero
+    /// [`ColumnPlan::null_count`]), whose bits the caller fills to match: readers that
+    /// validate (arrow-rs) refuse a count that disagrees with the bitmap.
+    ///
+    /// # Panics
+    /// If the column has no validity bitmap or `nulls` exceeds the row count.
+    pub fn set_null_count(&mut self, column: usize, nulls: usize) {
+        assert!(
+            self.columns[column].validity.is_some(),
+            "column {column} was planned without a validity bitmap"
+        );
+        assert!(nulls <= self.rows, "{nulls} nulls in {} rows", self.rows);
+        let node = self.message.column_nodes[column];
+        let length = self.message.nodes[node].length();
+        self.message.nodes[node] = arrow_ipc::FieldNode::new(length, nulls as i64);
+        let bytes = self.message.encode(self.rows);
+        let (body, base) = self.segment.body_mut();
+        let at = self.message.at - base;
+        // The message only holds fixed-size structs whose values changed: same length.
+        let old_len = u32::from_le_bytes(body[at + 4..at + 8].try_into().expect("4 bytes"));
+        assert_eq!(
+            bytes.len(),
+            old_len as usize + 8,
+            "record batch message changed length"
+        );
+        body[at..at + bytes.len()].copy_from_slice(&bytes);
+    }
 }
 
 fn prim_width(dt: &DataType) -> Option<usize> {
@@ -104,6 +172,7 @@ pub fn plan_layout(
         body_len: 0,
     };
     let mut rel = Vec::with_capacity(plans.len());
+    let mut column_nodes = Vec::with_capacity(plans.len());
     for (field, plan) in schema.fields().iter().zip(plans) {
         let unsupported = |reason| ArrowSegmentError::Unsupported {
             column: field.name().clone(),
@@ -120,6 +189,7 @@ pub fn plan_layout(
                 ),
             });
         }
+        column_nodes.push(p.nodes.len());
         p.nodes.push(arrow_ipc::FieldNode::new(
             rows as i64,
             plan.null_count as i64,
@@ -187,31 +257,26 @@ pub fn plan_layout(
         };
         rel.push(bufs);
     }
-    // The record batch message.
-    let mut fbb = flatbuffers::FlatBufferBuilder::new();
-    let nodes = fbb.create_vector(&p.nodes);
-    let buffers = fbb.create_vector(&p.buffers);
-    let mut rb = arrow_ipc::RecordBatchBuilder::new(&mut fbb);
-    rb.add_length(rows as i64);
-    rb.add_nodes(nodes);
-    rb.add_buffers(buffers);
-    let rb = rb.finish();
-    let mut m = arrow_ipc::MessageBuilder::new(&mut fbb);
-    m.add_version(arrow_ipc::MetadataVersion::V5);
-    m.add_header_type(arrow_ipc::MessageHeader::RecordBatch);
-    m.add_header(rb.as_union_value());
-    m.add_bodyLength(p.body_len as i64);
-    let m = m.finish();
-    fbb.finish(m, None);
-    let batch_meta = frame_metadata(fbb.finished_data());
+    let message = BatchMessage {
+        at: 0,
+        nodes: p.nodes,
+        buffers: p.buffers,
+        body_len: p.body_len,
+        column_nodes,
+    };
+    let batch_meta = message.encode(rows);
 
     let schema_msg = schema_message(schema);
     let msg_off = HEADER_LEN + schema_msg.len();
     let body_off = msg_off + batch_meta.len();
-    let block = arrow_ipc::Block::new(msg_off as i64, batch_meta.len() as i32, p.body_len as i64);
+    let block = arrow_ipc::Block::new(
+        msg_off as i64,
+        batch_meta.len() as i32,
+        message.body_len as i64,
+    );
     let footer = footer_bytes(schema, &[], &[block]);
     let total = body_off
-        .checked_add(p.body_len)
+        .checked_add(message.body_len)
         .and_then(|t| t.checked_add(EOS.len() + footer.len()))
         .ok_or_else(|| overflow(&name))?;
     let opts = CreateOptions {
@@ -223,7 +288,7 @@ pub fn plan_layout(
     let at = |abs: usize| abs - base;
     body[at(HEADER_LEN)..at(msg_off)].copy_from_slice(&schema_msg);
     body[at(msg_off)..at(body_off)].copy_from_slice(&batch_meta);
-    let tail = body_off + p.body_len;
+    let tail = body_off + message.body_len;
     body[at(tail)..at(tail + EOS.len())].copy_from_slice(&EOS);
     body[at(tail + EOS.len())..].copy_from_slice(&footer);
     let shift = |r: Range<usize>| r.start + body_off..r.end + body_off;
@@ -240,5 +305,9 @@ pub fn plan_layout(
         segment,
         columns,
         rows,
+        message: BatchMessage {
+            at: msg_off,
+            ..message
+        },
     })
 }

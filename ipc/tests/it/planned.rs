@@ -3,7 +3,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use arrow_array::{BinaryArray, FixedSizeListArray, Float32Array, Int64Array, RecordBatch};
+use arrow_array::{Array, BinaryArray, FixedSizeListArray, Float32Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use shmframe_ipc::arrow::{ColumnPlan, plan_layout, read_ipc_file};
 use shmframe_ipc::{
@@ -227,4 +227,64 @@ fn planned_layout_refusals_leave_nothing() {
     )
     .unwrap_err();
     assert!(matches!(e, ArrowSegmentError::Invalid { .. }), "{e}");
+}
+
+#[test]
+fn null_count_set_after_filling_is_read_back() {
+    if is_child() {
+        return;
+    }
+    let g = LeakGuard::new("t-plannull");
+    let schema = Schema::new(vec![
+        Field::new("i", DataType::Int64, true),
+        Field::new("j", DataType::Int64, false),
+    ]);
+    // Planned with room for any number of nulls; the real count is known only after filling.
+    let mut p = plan_layout(
+        g.name(),
+        &CreateOptions::default(),
+        &schema,
+        ROWS,
+        &[
+            ColumnPlan {
+                null_count: ROWS,
+                value_bytes: 0,
+            },
+            ColumnPlan::default(),
+        ],
+    )
+    .unwrap();
+    let cols = p.columns.clone();
+    {
+        let (body, base) = p.segment.body_mut();
+        let v = cols[0].validity.clone().unwrap();
+        body[v.start - base..v.end - base]
+            .copy_from_slice(&validity(INTS.iter().map(Option::is_some)));
+        for (k, c) in cols.iter().enumerate() {
+            let vals = c.values.start - base;
+            for (r, x) in INTS.iter().enumerate() {
+                let x = x.unwrap_or(0) + k as i64;
+                body[vals + r * 8..vals + (r + 1) * 8].copy_from_slice(&x.to_le_bytes());
+            }
+        }
+    }
+    p.set_null_count(0, 2);
+    let owner = p.segment.publish().unwrap();
+    let reader = Segment::attach(owner.name(), owner.dir()).unwrap();
+    let file = read_ipc_file(reader, "t-plannull").unwrap();
+    let b = &file.batches[0];
+    assert_eq!(b.column(0).null_count(), 2);
+    assert_eq!(
+        b.column(0).as_any().downcast_ref::<Int64Array>().unwrap(),
+        &Int64Array::from(INTS.to_vec())
+    );
+    assert_eq!(b.column(1).null_count(), 0);
+    assert_eq!(
+        b.column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .value(4),
+        51
+    );
 }

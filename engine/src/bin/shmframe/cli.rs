@@ -16,6 +16,7 @@ Examples:
   shmframe rm embeddings
   shmframe gc                                  # removes segments of dead processes
   shmframe demo                                # benchmark on a 2M x 32 f64 matrix
+  shmframe resize photos/ thumbs/ --size 256x256 --json
 
 Kernels: l1-norm l2-norm linf-norm sum mean min max var std dot cosine normalize
 
@@ -23,7 +24,8 @@ Environment:
   SHMFRAME_DIR   segment directory (default /dev/shm); --segment-dir overrides it
   RUST_LOG       tracing filter (e.g. shmframe=debug); -v / -vv raise the default level
 
-Exit status: 0 success, 1 runtime failure, 2 bad usage or bad input.";
+Exit status: 0 success, 1 runtime failure, 2 bad usage or bad input, 3 some images failed
+(resize).";
 
 /// shmframe: a zero-copy shared-memory dataframe engine with a pool of forked workers.
 #[derive(Debug, Parser)]
@@ -65,7 +67,23 @@ print(pa.ipc.open_file(pa.memory_map('/dev/shm/shmframe.emb')).read_all())\""
     Gc,
     /// Benchmark: the pool against a single process on one matrix, results cross-checked.
     Demo(DemoArgs),
+    /// Resize a folder of images (JPEG, PNG, WebP) with the worker pool: pixels into a shared
+    /// tensor frame, files into OUT_DIR.
+    #[command(after_help = RESIZE_HELP)]
+    Resize(ResizeArgs),
 }
+
+const RESIZE_HELP: &str = "\
+Output files mirror the input names (relative to IN_DIR) with the format's extension, each
+written to a temporary name and renamed. Images that fail (corrupt, truncated, empty, not an
+image, unsupported, over --max-pixels) are listed on stderr and in --json; the others are done.
+
+Exit status: 0 all done, 3 some images failed, 1 runtime failure, 2 bad usage.
+
+Examples:
+  shmframe resize photos/ thumbs/ --size 256x256 --workers 4
+  shmframe resize photos/ thumbs/ --size 320x240 --fit cover --format webp --recursive
+  shmframe resize photos/ thumbs/ --size 256x256 --json --tensor-out pixels.arrow";
 
 const RUN_HELP: &str = "\
 Inputs: .npy .arrow .feather .parquet .csv, or shm:NAME for a loaded segment.
@@ -183,6 +201,94 @@ pub(crate) struct LoadArgs {
     /// Segment name (letters, digits, `_`, `-`; starts with a letter).
     #[arg(long)]
     pub(crate) name: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ResizeArgs {
+    /// Folder of input images.
+    pub(crate) in_dir: PathBuf,
+    /// Folder for the resized files (created if missing).
+    pub(crate) out_dir: PathBuf,
+    /// Output size, WIDTHxHEIGHT.
+    #[arg(long, default_value = "256x256")]
+    pub(crate) size: String,
+    /// How the image fits the size.
+    #[arg(long, value_enum, default_value_t = FitArg::Exact)]
+    pub(crate) fit: FitArg,
+    /// Resampling filter.
+    #[arg(long, value_enum, default_value_t = FilterArg::Lanczos3)]
+    pub(crate) filter: FilterArg,
+    /// Output file format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Jpeg)]
+    pub(crate) format: FormatArg,
+    /// JPEG quality, 1-100 (PNG and WebP are lossless).
+    #[arg(long, default_value_t = 90)]
+    pub(crate) quality: u8,
+    /// Keep alpha (RGBA out) instead of flattening it over white (RGB out).
+    #[arg(long)]
+    pub(crate) keep_alpha: bool,
+    /// Refuse images with more pixels than this (decompression bombs).
+    #[arg(long, default_value_t = 100_000_000)]
+    pub(crate) max_pixels: u64,
+    /// JPEG: decoded pixels per output pixel kept by the reduced DCT decode (0: full decode).
+    #[arg(long, default_value_t = 2.0)]
+    pub(crate) oversample: f32,
+    /// Worker processes (default: available cores).
+    #[arg(long, short)]
+    pub(crate) workers: Option<usize>,
+    /// Descend into subfolders.
+    #[arg(long, short)]
+    pub(crate) recursive: bool,
+    /// Print one JSON object on stdout instead of the summary.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Also write the pixel frame (path, image tensor, source sizes) as an Arrow IPC file.
+    #[arg(long, value_name = "FILE.arrow")]
+    pub(crate) tensor_out: Option<PathBuf>,
+    /// Cancel the job after this many milliseconds.
+    #[arg(long)]
+    pub(crate) deadline_ms: Option<u64>,
+    /// How workers are started.
+    #[arg(long, value_enum, default_value_t = Start::Fork)]
+    pub(crate) start_method: Start,
+    /// Testing only: each worker sleeps this long per image.
+    #[arg(long, hide = true)]
+    pub(crate) test_chunk_sleep_ms: Option<u64>,
+}
+
+/// `--fit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FitArg {
+    /// Stretch to the size (aspect not kept).
+    Exact,
+    /// Fit inside, pad the rest.
+    Contain,
+    /// Fill, crop the overflow.
+    Cover,
+}
+
+/// `--filter`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FilterArg {
+    /// Lanczos, 3 lobes.
+    Lanczos3,
+    /// Bicubic (Catmull-Rom).
+    Bicubic,
+    /// Bilinear.
+    Bilinear,
+    /// Nearest neighbour.
+    Nearest,
+}
+
+/// `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FormatArg {
+    /// JPEG.
+    Jpeg,
+    /// PNG.
+    Png,
+    /// WebP (lossless).
+    Webp,
 }
 
 #[derive(Debug, Args)]

@@ -22,6 +22,25 @@ pub(crate) fn bad_input(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(BadInput(msg.into()))
 }
 
+/// Some images of a resize job failed (each already reported): exit code 3.
+#[derive(Debug)]
+pub(crate) struct SomeImagesFailed {
+    pub(crate) failed: usize,
+    pub(crate) images: usize,
+}
+
+impl std::fmt::Display for SomeImagesFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} of {} images failed (listed above)",
+            self.failed, self.images
+        )
+    }
+}
+
+impl std::error::Error for SomeImagesFailed {}
+
 fn is_input_error(e: &EngineError) -> bool {
     match e {
         EngineError::Arrow(shmframe_ipc::ArrowSegmentError::Segment(s)) => segment_is_input(s),
@@ -44,6 +63,9 @@ fn segment_is_input(e: &SegmentError) -> bool {
 
 /// The exit code of a failed command.
 pub(crate) fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.is::<SomeImagesFailed>() {
+        return 3;
+    }
     for cause in e.chain() {
         let input = cause.is::<BadInput>()
             || cause.is::<ParseRowKernelError>()

@@ -78,5 +78,6 @@ fn dispatch(cli: Cli, started: Instant) -> anyhow::Result<()> {
         Command::Rm { names } => commands::segments::rm(&names, &dir),
         Command::Gc => commands::segments::gc(&dir),
         Command::Demo(a) => commands::demo::run(&a, &dir),
+        Command::Resize(a) => commands::resize::run(&a, &dir, started),
     }
 }

@@ -1,0 +1,156 @@
+//! Image batch resizing on the worker pool: decode, resize, and optionally encode many images,
+//! with the pixels landing in a shared `arrow.fixed_shape_tensor` frame.
+//!
+//! The data's path (see `docs/ARCHITECTURE.md`, "Image jobs"):
+//!
+//! 1. The coordinator puts the encoded files into an input segment: a `path` (`Utf8`) and a
+//!    `bytes` (`LargeBinary`) column, each file read straight into the mapping (no heap copy).
+//!    [`crate::Engine::resize_frame`] takes any frame with a binary column instead.
+//! 2. It plans the output segment (`path`, `image` as `uint8 [H, W, C]` tensors, source sizes)
+//!    and a scratch region of per-image status words, timings and error messages.
+//! 3. Workers claim images (chunks of rows) with the pool's atomic counter, decode (JPEG at a
+//!    reduced DCT scale when the target is at least 2x smaller), apply the EXIF orientation,
+//!    resize with SIMD convolution straight into their rows of the output, encode to a
+//!    temporary file and rename it when an output folder is given, then mark the image done.
+//! 4. After the job the coordinator turns failed images into nulls (validity bitmap and null
+//!    count) and publishes the output frame; failures come back as [`ImageFailure`]s.
+//!
+//! A bad image (corrupt, truncated, empty, not an image, unsupported, over the pixel limit)
+//! fails alone: every other image is still done.
+
+pub(crate) mod codec;
+mod job;
+pub(crate) mod pipeline;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use job::{ImageFailure, ResizeOutput, StageTimes, list_image_files};
+pub(crate) use pipeline::ResizeDesc;
+
+/// How the source is fitted into the target size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Fit {
+    /// Stretched to exactly the target size; the aspect ratio is not kept.
+    #[default]
+    Exact,
+    /// Scaled to fit inside the target, centred, the rest padded (black, or transparent
+    /// with [`Alpha::Keep`]).
+    Contain,
+    /// Scaled to fill the target, centred, the overflow cropped.
+    Cover,
+}
+
+/// The resampling filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Filter {
+    /// Lanczos, 3 lobes: the sharpest, the default.
+    #[default]
+    Lanczos3,
+    /// Bicubic (Catmull-Rom).
+    Bicubic,
+    /// Bilinear (triangle).
+    Bilinear,
+    /// Nearest neighbour: no filtering at all.
+    Nearest,
+}
+
+/// What happens to an alpha channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Alpha {
+    /// Composited over white: RGB out, 3 channels.
+    #[default]
+    Flatten,
+    /// Kept: RGBA out, 4 channels (opaque sources get alpha 255).
+    Keep,
+}
+
+/// File format of encoded outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ImageFormat {
+    /// JPEG (TurboJPEG), 4:2:0, at the quality given.
+    Jpeg {
+        /// 1-100.
+        quality: u8,
+    },
+    /// PNG, 8 bits per channel.
+    Png,
+    /// WebP, lossless.
+    WebP,
+}
+
+impl ImageFormat {
+    /// The file extension written, without the dot.
+    pub fn extension(&self) -> &'static str {
+        match self {
+            ImageFormat::Jpeg { .. } => "jpg",
+            ImageFormat::Png => "png",
+            ImageFormat::WebP => "webp",
+        }
+    }
+}
+
+/// What an image job makes of each image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResizeSpec {
+    /// Output width in pixels.
+    pub width: u32,
+    /// Output height in pixels.
+    pub height: u32,
+    /// How the source fits the target.
+    pub fit: Fit,
+    /// The resampling filter.
+    pub filter: Filter,
+    /// Alpha handling (decides the channel count: 3 or 4).
+    pub alpha: Alpha,
+    /// Images with more source pixels than this are refused before decoding (decompression
+    /// bombs). Default 100 megapixels.
+    pub max_pixels: u64,
+    /// JPEG only: the DCT-domain reduction is chosen so that the decoded image keeps at least
+    /// this many source pixels per output pixel along each axis (default 2.0; 1.0 is what
+    /// Pillow's `draft` does; 0 disables the reduced decode).
+    pub min_oversample: f32,
+}
+
+impl ResizeSpec {
+    /// A spec for `width` x `height` with the defaults: exact fit, Lanczos3, alpha flattened,
+    /// 100 MP limit, 2x oversampling before the final resize.
+    pub fn new(width: u32, height: u32) -> Self {
+        ResizeSpec {
+            width,
+            height,
+            fit: Fit::Exact,
+            filter: Filter::Lanczos3,
+            alpha: Alpha::Flatten,
+            max_pixels: 100_000_000,
+            min_oversample: 2.0,
+        }
+    }
+
+    /// Channels per output pixel: 3 (RGB) or 4 (RGBA).
+    pub fn channels(&self) -> usize {
+        match self.alpha {
+            Alpha::Flatten => 3,
+            Alpha::Keep => 4,
+        }
+    }
+
+    /// Bytes of one output image.
+    pub fn image_bytes(&self) -> usize {
+        self.width as usize * self.height as usize * self.channels()
+    }
+}
+
+/// Where and how the resized images are also written as files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncodeSpec {
+    /// The output folder (created if missing). Output names mirror the input paths relative
+    /// to [`EncodeSpec::strip_prefix`], with the format's extension.
+    pub dir: PathBuf,
+    /// The format.
+    pub format: ImageFormat,
+    /// The input folder: removed from the front of each input path to make the output name.
+    /// Paths outside it keep only their file name.
+    pub strip_prefix: Option<PathBuf>,
+}
