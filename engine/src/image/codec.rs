@@ -9,34 +9,91 @@ use super::{Alpha, Filter, Fit, ImageFormat, ResizeSpec};
 
 /// Why one image could not be done. The message is what users see next to the path.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ImageError {
+#[non_exhaustive]
+pub enum ImageError {
+    /// The file has no bytes.
     #[error("empty file")]
     Empty,
+    /// The bytes are no image format shmframe knows.
     #[error("not an image (unrecognised content)")]
     NotAnImage,
+    /// A known image format that shmframe does not decode.
     #[error("unsupported format: {0} (supported: JPEG, PNG, WebP)")]
     Unsupported(&'static str),
+    /// More pixels than the configured limit.
     #[error(
         "{width}x{height} = {pixels} pixels exceeds the limit of {limit} (decompression bomb?)"
     )]
     TooLarge {
+        /// Source width.
         width: u64,
+        /// Source height.
         height: u64,
+        /// `width * height`.
         pixels: u64,
+        /// The limit ([`super::ResizeSpec::max_pixels`]).
         limit: u64,
     },
+    /// The decoder refused the data (corrupt, truncated, or a variant it cannot decode).
     #[error("corrupt or truncated {format}: {message}")]
     Corrupt {
+        /// `JPEG`, `PNG`, `WebP`.
         format: &'static str,
+        /// The decoder's message.
         message: String,
     },
+    /// Resampling failed.
     #[error("resize failed: {0}")]
     Resize(String),
+    /// Encoding the output failed.
     #[error("{format} encoding failed: {message}")]
     Encode {
+        /// The output format.
         format: &'static str,
+        /// The encoder's message.
         message: String,
     },
+}
+
+/// Decodes and resizes one image in this process, exactly as a worker does for each image of
+/// a job: returns the pixels (`[height, width, channels]` of `spec`) and the source size in
+/// display orientation.
+///
+/// ```no_run
+/// use shmframe::image::{ResizeSpec, resize_image};
+/// let bytes = std::fs::read("photo.jpg")?;
+/// let (pixels, (w, h)) = resize_image(&bytes, &ResizeSpec::new(256, 256))?;
+/// assert_eq!(pixels.len(), 256 * 256 * 3);
+/// # let _ = (w, h);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn resize_image(bytes: &[u8], spec: &ResizeSpec) -> Result<(Vec<u8>, (u32, u32)), ImageError> {
+    let mut codec = Codec::new()?;
+    let d = codec.decode(bytes, spec)?;
+    let mut out = vec![0u8; spec.image_bytes()];
+    codec.resize_into(&d, spec, &mut out)?;
+    Ok((out, d.source))
+}
+
+/// Encodes pixels (`[height, width, channels]` of `spec`) as `format`: what a job writes.
+pub fn encode_image(
+    pixels: &[u8],
+    spec: &ResizeSpec,
+    format: ImageFormat,
+) -> Result<Vec<u8>, ImageError> {
+    if pixels.len() != spec.image_bytes() {
+        return Err(ImageError::Encode {
+            format: "image",
+            message: format!(
+                "{} bytes given for a {}x{}x{} image",
+                pixels.len(),
+                spec.width,
+                spec.height,
+                spec.channels()
+            ),
+        });
+    }
+    Codec::new()?.encode(pixels, spec, format)
 }
 
 /// Formats by their first bytes.

@@ -26,6 +26,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use codec::{ImageError, encode_image, resize_image};
 pub use job::{ImageFailure, ResizeOutput, StageTimes, list_image_files};
 pub(crate) use pipeline::ResizeDesc;
 
