@@ -962,15 +962,24 @@ fn plan_job(
             .expect("fixed-size list");
         let cols = list.value_length() as usize;
         let values = list.values();
+        // u8 matrices (image tensors) are widened to f64 by the workers, row kernels only.
         let dtype = Dtype::from_arrow(values.data_type())
-            .filter(|d| matches!(d, Dtype::F32 | Dtype::F64))
+            .filter(|d| {
+                matches!(d, Dtype::F32 | Dtype::F64)
+                    || (*d == Dtype::U8 && matches!(kernel, Kernel::Row(_)))
+            })
             .ok_or_else(|| EngineError::Input {
                 what: format!("column {}", columns[0]),
                 reason: format!(
-                    "matrix of {} (row kernels take f32 or f64)",
+                    "matrix of {} (row kernels take f32, f64 or u8; user kernels f32 or f64)",
                     values.data_type()
                 ),
             })?;
+        let out_t = if dtype == Dtype::U8 {
+            Dtype::F64
+        } else {
+            dtype
+        };
         if values.null_count() > 0 {
             return Err(EngineError::Input {
                 what: format!("column {}", columns[0]),
@@ -1014,9 +1023,9 @@ fn plan_job(
                     .clone()
                     .unwrap_or_else(|| columns[0].to_string());
                 (
-                    dtype,
+                    out_t,
                     cols,
-                    matrix::matrix_field(&name, dtype.to_arrow(), cols, true),
+                    matrix::matrix_field(&name, out_t.to_arrow(), cols, true),
                 )
             }
             Kernel::Row(_) => {
@@ -1024,7 +1033,7 @@ fn plan_job(
                     .output_name
                     .clone()
                     .unwrap_or_else(|| default_name(kernel));
-                (dtype, 1, Field::new(name, dtype.to_arrow(), true))
+                (out_t, 1, Field::new(name, out_t.to_arrow(), true))
             }
         };
         return Ok(JobPlan {

@@ -450,8 +450,25 @@ impl Worker {
                             row_kernel(&kernel, acc, &x[lo * cols..hi * cols], cols, q, o)
                         })
                     }
+                    Dtype::U8 => {
+                        // Widened to f64 a block of rows at a time (about 512 KiB).
+                        let q = query.map(cast::<f64>).transpose()?;
+                        let o = cast_mut::<f64>(out)?;
+                        let step = ((1 << 16) / cols.max(1)).max(1);
+                        self.par_rows(o, width, |lo, hi, o| {
+                            let mut buf = Vec::with_capacity(step.min(hi - lo) * cols);
+                            for b in (lo..hi).step_by(step) {
+                                let e = (b + step).min(hi);
+                                buf.clear();
+                                buf.extend(input[b * cols..e * cols].iter().map(|&v| f64::from(v)));
+                                let ob = &mut o[(b - lo) * width..(e - lo) * width];
+                                row_kernel(&kernel, Accumulate::F64, &buf, cols, q, ob)?;
+                            }
+                            Ok(())
+                        })
+                    }
                     other => Err(format!(
-                        "row kernels take f32 or f64 matrices, not {other:?}"
+                        "row kernels take f32, f64 or u8 matrices, not {other:?}"
                     )),
                 }
             }
