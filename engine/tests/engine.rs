@@ -377,6 +377,72 @@ fn nulls_and_columns() -> TestResult {
     Ok(())
 }
 
+/// Row kernels on a `u8` matrix (an image tensor's storage) widen to f64 in the workers:
+/// results equal the f64 reference, null rows stay null.
+fn u8_matrices_widen_to_f64() -> TestResult {
+    let engine = Engine::builder()
+        .workers(2)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let (rows, cols) = (1000usize, 777usize);
+    let vals: Vec<u8> = (0..rows * cols).map(|i| ((i * 7919) % 251) as u8).collect();
+    let item = std::sync::Arc::new(arrow_schema::Field::new(
+        "item",
+        arrow_schema::DataType::UInt8,
+        false,
+    ));
+    let nulls = arrow_buffer::NullBuffer::from((0..rows).map(|r| r % 10 != 3).collect::<Vec<_>>());
+    let list = FixedSizeListArray::new(
+        item,
+        cols as i32,
+        std::sync::Arc::new(arrow_array::UInt8Array::from(vals.clone())),
+        Some(nulls),
+    );
+    let batch = RecordBatch::try_from_iter([("px", std::sync::Arc::new(list) as _)]).unwrap();
+    let frame = engine
+        .frame_from_batches(&[batch])
+        .map_err(|e| e.to_string())?;
+    let wide: Vec<f64> = vals.iter().map(|&v| f64::from(v)).collect();
+    for kernel in [
+        RowKernel::Mean,
+        RowKernel::L2,
+        RowKernel::Max,
+        RowKernel::Std { ddof: 0 },
+    ] {
+        let (out, _) = engine
+            .run_full(
+                Kernel::Row(kernel.clone()),
+                &frame,
+                &["px"],
+                None,
+                &RunOptions {
+                    chunk_rows: Some(64),
+                    ..RunOptions::default()
+                },
+            )
+            .map_err(|e| format!("{kernel}: {e}"))?;
+        let mut want = vec![0.0; rows];
+        apply_rows(&kernel, Accumulate::F64, &wide, cols, None, &mut want)
+            .map_err(|e| e.to_string())?;
+        let col = out.batch().column(0);
+        let got = col
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .ok_or(format!("{kernel}: output is {}, not f64", col.data_type()))?;
+        for r in 0..rows {
+            match (r % 10 == 3, got.is_valid(r)) {
+                (true, true) => return Err(format!("{kernel}: null row {r} has a result")),
+                (false, false) => return Err(format!("{kernel}: row {r} lost its result")),
+                (false, true) if !close(got.value(r), want[r], 1e-12) => {
+                    return Err(format!("{kernel} row {r}: {} vs {}", got.value(r), want[r]));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 fn chained_jobs_and_empty_round_trips() -> TestResult {
     let engine = Engine::builder()
         .workers(2)
@@ -706,6 +772,7 @@ fn main() {
         ("killed_worker_still_exact", killed_worker_still_exact),
         ("user_kernels_and_panics", user_kernels_and_panics),
         ("nulls_and_columns", nulls_and_columns),
+        ("u8_matrices_widen_to_f64", u8_matrices_widen_to_f64),
         (
             "chained_jobs_and_empty_round_trips",
             chained_jobs_and_empty_round_trips,
