@@ -755,3 +755,452 @@ fn spawn_start_method_and_deadline() {
     assert!(text(&o.stderr).contains("deadline"), "{}", text(&o.stderr));
     assert!(t.segments().is_empty(), "leaked: {:?}", t.segments());
 }
+
+// ---------------------------------------------------------------------------------------------
+// `shmframe resize`: images generated here, the binary run on them, its files decoded back.
+
+/// A smooth RGB gradient, `w` x `h`.
+fn gradient_rgb(w: u32, h: u32) -> Vec<u8> {
+    (0..w * h)
+        .flat_map(|i| {
+            let (x, y) = (i % w, i / w);
+            [
+                (30 + x * 200 / w) as u8,
+                (20 + y * 210 / h) as u8,
+                (200 - (x + y) * 150 / (w + h)) as u8,
+            ]
+        })
+        .collect()
+}
+
+fn encode_png(px: &[u8], w: u32, h: u32, color: image::ExtendedColorType) -> Vec<u8> {
+    use image::ImageEncoder;
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut out)
+        .write_image(px, w, h, color)
+        .expect("png encode");
+    out
+}
+
+fn encode_webp(px: &[u8], w: u32, h: u32) -> Vec<u8> {
+    use image::ImageEncoder;
+    let mut out = Vec::new();
+    image::codecs::webp::WebPEncoder::new_lossless(&mut out)
+        .write_image(px, w, h, image::ExtendedColorType::Rgb8)
+        .expect("webp encode");
+    out
+}
+
+fn encode_jpeg(px: &[u8], w: u32, h: u32) -> Vec<u8> {
+    let image = turbojpeg::Image {
+        pixels: px,
+        width: w as usize,
+        pitch: w as usize * 3,
+        height: h as usize,
+        format: turbojpeg::PixelFormat::RGB,
+    };
+    turbojpeg::compress(image, 92, turbojpeg::Subsamp::None)
+        .expect("jpeg encode")
+        .to_vec()
+}
+
+/// Decodes an output file as RGBA: (pixels, width, height, format name).
+fn decode_any(path: &Path) -> (Vec<u8>, u32, u32, &'static str) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        let img = turbojpeg::decompress(&bytes, turbojpeg::PixelFormat::RGBA)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        return (img.pixels, img.width as u32, img.height as u32, "jpeg");
+    }
+    let format = image::guess_format(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let img = image::load_from_memory_with_format(&bytes, format)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let name = match format {
+        image::ImageFormat::Png => "png",
+        image::ImageFormat::WebP => "webp",
+        _ => "other",
+    };
+    let (w, h) = (img.width(), img.height());
+    (img.to_rgba8().into_raw(), w, h, name)
+}
+
+/// Files below `dir`, relative and sorted, hidden ones included.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path().strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A folder of good images: a.jpg, b.png (flat colour), c.webp, sub/d.jpg, sub/deeper/e.png,
+/// and a hidden file that is never listed.
+const FLAT: [u8; 3] = [40, 170, 90];
+
+fn image_folder(t: &TempDir) -> PathBuf {
+    let dir = t.path("in");
+    let put = |name: &str, bytes: Vec<u8>| {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    };
+    put("a.jpg", encode_jpeg(&gradient_rgb(64, 48), 64, 48));
+    put(
+        "b.png",
+        encode_png(
+            &FLAT.repeat(50 * 30),
+            50,
+            30,
+            image::ExtendedColorType::Rgb8,
+        ),
+    );
+    put("c.webp", encode_webp(&gradient_rgb(30, 40), 30, 40));
+    put("sub/d.jpg", encode_jpeg(&gradient_rgb(80, 60), 80, 60));
+    put(
+        "sub/deeper/e.png",
+        encode_png(
+            &gradient_rgb(20, 20),
+            20,
+            20,
+            image::ExtendedColorType::Rgb8,
+        ),
+    );
+    put(".hidden.jpg", b"never read".to_vec());
+    dir
+}
+
+/// The keys `resize --json` documents (it prints more: stages, workers, ...).
+const RESIZE_JSON_KEYS: [&str; 4] = ["images", "failed", "seconds", "images_per_s"];
+
+#[test]
+fn resize_writes_mirrored_names_in_each_format() {
+    let t = TempDir::new("resize");
+    image_folder(&t);
+    let seg = Some(t.seg());
+    let seg = seg.as_deref();
+    // JPEG (default), not recursive: the top folder only, hidden files skipped.
+    let v = json(&ok(
+        &[
+            "resize",
+            "in",
+            "out",
+            "--size",
+            "32x24",
+            "--json",
+            "--workers",
+            "2",
+        ],
+        &t.0,
+        seg,
+    ));
+    let obj = v.as_object().expect("a JSON object");
+    for k in RESIZE_JSON_KEYS {
+        assert!(obj.contains_key(k), "--json lacks {k}: {v}");
+    }
+    assert_eq!(v["images"], 3, "{v}");
+    assert_eq!(v["failed"], serde_json::json!([]), "{v}");
+    assert_eq!(v["workers"], 2);
+    assert!(v["seconds"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(v["images_per_s"].as_f64().unwrap() > 0.0, "{v}");
+    assert_eq!(tree(&t.path("out")), ["a.jpg", "b.jpg", "c.jpg"]);
+    for f in ["a.jpg", "b.jpg", "c.jpg"] {
+        let (px, w, h, kind) = decode_any(&t.path("out").join(f));
+        assert_eq!((w, h, kind), (32, 24, "jpeg"), "{f}");
+        if f == "b.jpg" {
+            assert!(
+                px.chunks_exact(4)
+                    .all(|p| p[..3].iter().zip(FLAT).all(|(a, b)| a.abs_diff(b) <= 4)),
+                "b.jpg is not the flat colour: {:?}",
+                &px[..4]
+            );
+        }
+    }
+    // Recursive: subfolders mirrored.
+    let v = json(&ok(
+        &[
+            "resize",
+            "in",
+            "out-r",
+            "--size",
+            "32x24",
+            "--json",
+            "--recursive",
+        ],
+        &t.0,
+        seg,
+    ));
+    assert_eq!(v["images"], 5, "{v}");
+    assert_eq!(
+        tree(&t.path("out-r")),
+        ["a.jpg", "b.jpg", "c.jpg", "sub/d.jpg", "sub/deeper/e.jpg"]
+    );
+    // PNG, with the pixel tensor as an Arrow file: the same pixels as the files.
+    let stdout = ok(
+        &[
+            "resize",
+            "in",
+            "out-png",
+            "--size",
+            "20x10",
+            "--format",
+            "png",
+            "--fit",
+            "cover",
+            "--filter",
+            "bicubic",
+            "-r",
+            "--tensor-out",
+            "pixels.arrow",
+        ],
+        &t.0,
+        seg,
+    );
+    assert!(
+        stdout.contains("resized 5 of 5 images") && stdout.contains("wrote pixels.arrow"),
+        "{stdout}"
+    );
+    let files = tree(&t.path("out-png"));
+    assert_eq!(
+        files,
+        ["a.png", "b.png", "c.png", "sub/d.png", "sub/deeper/e.png"]
+    );
+    let frame = shmframe::SharedFrame::map_arrow_file(&t.path("pixels.arrow")).unwrap();
+    let field = frame.schema().field_with_name("image").unwrap().clone();
+    assert_eq!(
+        field
+            .metadata()
+            .get("ARROW:extension:name")
+            .map(String::as_str),
+        Some("arrow.fixed_shape_tensor")
+    );
+    assert_eq!(
+        field
+            .metadata()
+            .get("ARROW:extension:metadata")
+            .map(String::as_str),
+        Some(r#"{"shape":[10,20,3]}"#)
+    );
+    use arrow_array::Array;
+    let list = frame
+        .column("image")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow_array::FixedSizeListArray>()
+        .unwrap()
+        .clone();
+    let paths = frame
+        .column("path")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow_array::StringArray>()
+        .unwrap()
+        .clone();
+    assert_eq!(list.len(), 5);
+    for (r, f) in files.iter().enumerate() {
+        assert!(
+            Path::new(paths.value(r)).with_extension("png").ends_with(f),
+            "row {r} is {}, file {f}",
+            paths.value(r)
+        );
+        let (px, w, h, kind) = decode_any(&t.path("out-png").join(f));
+        assert_eq!((w, h, kind), (20, 10, "png"), "{f}");
+        let rgb: Vec<u8> = px.chunks_exact(4).flat_map(|p| p[..3].to_vec()).collect();
+        let v = list.value(r);
+        let v = v
+            .as_any()
+            .downcast_ref::<arrow_array::UInt8Array>()
+            .unwrap();
+        assert_eq!(
+            v.values().as_ref(),
+            rgb.as_slice(),
+            "{f}: file and tensor differ"
+        );
+    }
+    // WebP with alpha kept and a contain fit: RGBA files, transparent padding.
+    ok(
+        &[
+            "resize",
+            "in",
+            "out-webp",
+            "--size",
+            "40x40",
+            "--format",
+            "webp",
+            "--fit",
+            "contain",
+            "--keep-alpha",
+            "--filter",
+            "nearest",
+        ],
+        &t.0,
+        seg,
+    );
+    assert_eq!(tree(&t.path("out-webp")), ["a.webp", "b.webp", "c.webp"]);
+    let (px, w, h, kind) = decode_any(&t.path("out-webp/b.webp"));
+    assert_eq!((w, h, kind), (40, 40, "webp"));
+    // b is 50x30: 40x24 inside, rows 0..8 and 32..40 transparent padding.
+    assert_eq!(&px[..4], &[0, 0, 0, 0], "padding is not transparent");
+    let centre = &px[(20 * 40 + 20) * 4..(20 * 40 + 20) * 4 + 4];
+    assert_eq!(centre, &[FLAT[0], FLAT[1], FLAT[2], 255], "centre");
+    assert!(t.segments().is_empty(), "leaked: {:?}", t.segments());
+    assert!(
+        tree(&t.0).iter().all(|f| !f.contains(".shmframe-tmp.")),
+        "temporary files left: {:?}",
+        tree(&t.0)
+    );
+}
+
+#[test]
+fn resize_failures_exit_3_and_are_listed() {
+    let t = TempDir::new("resize-bad");
+    let dir = image_folder(&t);
+    std::fs::write(dir.join("broken.jpg"), b"\xFF\xD8\xFF\xE0 nothing else").unwrap();
+    std::fs::write(dir.join("empty.png"), b"").unwrap();
+    std::fs::write(dir.join("notes.txt"), b"hello, not an image").unwrap();
+    let good = std::fs::read(dir.join("a.jpg")).unwrap();
+    std::fs::write(dir.join("short.jpg"), &good[..good.len() / 3]).unwrap();
+    let o = shmframe(
+        &[
+            "resize",
+            "in",
+            "out",
+            "--size",
+            "16x16",
+            "--json",
+            "--workers",
+            "2",
+        ],
+        &t.0,
+        Some(&t.seg()),
+    );
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(3), "stdout {out}\nstderr {err}");
+    let v = json(&out);
+    assert_eq!(v["images"], 7, "{v}");
+    let failed = v["failed"].as_array().expect("failed is a list");
+    let got: Vec<(String, String)> = failed
+        .iter()
+        .map(|f| {
+            let mut keys: Vec<&String> = f.as_object().expect("an object").keys().collect();
+            keys.sort();
+            assert_eq!(keys, ["error", "path"], "{f}");
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["error"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want = [
+        ("broken.jpg", "corrupt or truncated JPEG"),
+        ("empty.png", "empty file"),
+        ("notes.txt", "not an image"),
+        ("short.jpg", "corrupt or truncated JPEG"),
+    ];
+    assert_eq!(got.len(), want.len(), "{v}");
+    for ((path, error), (name, needle)) in got.iter().zip(want) {
+        assert!(
+            path.ends_with(name) && error.contains(needle),
+            "{path}: {error} (want {name}: {needle})"
+        );
+        // Each failure is also on stderr, with its path.
+        assert!(
+            err.contains(&format!("{path}: {error}")),
+            "stderr lacks {path}: {err}"
+        );
+    }
+    for k in RESIZE_JSON_KEYS {
+        assert!(v.get(k).is_some(), "--json lacks {k}: {v}");
+    }
+    assert!(v["seconds"].as_f64().unwrap() > 0.0);
+    assert!(v["images_per_s"].as_f64().unwrap() > 0.0);
+    assert!(err.contains("4 of 7 images failed"), "{err}");
+    // The good ones are done; nothing for the bad ones.
+    assert_eq!(tree(&t.path("out")), ["a.jpg", "b.jpg", "c.jpg"]);
+    assert!(t.segments().is_empty(), "leaked: {:?}", t.segments());
+}
+
+#[test]
+fn resize_bad_usage_exits_2() {
+    let t = TempDir::new("resize-usage");
+    image_folder(&t);
+    let seg = Some(t.seg());
+    let seg = seg.as_deref();
+    fails_with_2(&["resize", "missing", "out"], &t.0, seg, "missing");
+    assert!(
+        !t.path("out").exists(),
+        "an output folder was made for a missing input"
+    );
+    fails_with_2(
+        &["resize", "in", "out", "--size", "0x5"],
+        &t.0,
+        seg,
+        "--size 0x5",
+    );
+    fails_with_2(
+        &["resize", "in", "out", "--size", "big"],
+        &t.0,
+        seg,
+        "WIDTHxHEIGHT",
+    );
+    fails_with_2(
+        &["resize", "in", "out", "--size", "16385x10"],
+        &t.0,
+        seg,
+        "1 to 16384",
+    );
+    fails_with_2(
+        &["resize", "in", "out", "--quality", "0"],
+        &t.0,
+        seg,
+        "--quality 0",
+    );
+    fails_with_2(
+        &["resize", "in", "out", "--quality", "101"],
+        &t.0,
+        seg,
+        "--quality 101",
+    );
+    fails_with_2(
+        &["resize", "in", "out", "--workers", "0"],
+        &t.0,
+        seg,
+        "--workers",
+    );
+    fails_with_2(
+        &["resize", "in", "out", "--tensor-out", "pixels.csv"],
+        &t.0,
+        seg,
+        "--tensor-out",
+    );
+    fails_with_2(
+        &["resize", "in", "out", "--fit", "squash"],
+        &t.0,
+        seg,
+        "squash",
+    );
+    fails_with_2(&["resize", "in"], &t.0, seg, "OUT_DIR");
+    // Two inputs that would be written to the same file: refused before any work.
+    std::fs::copy(t.path("in/c.webp"), t.path("in/a.png")).unwrap();
+    fails_with_2(
+        &["resize", "in", "out2"],
+        &t.0,
+        seg,
+        "both would be written",
+    );
+    assert!(
+        tree(&t.path("out2")).is_empty(),
+        "{:?}",
+        tree(&t.path("out2"))
+    );
+    let h = ok(&["resize", "--help"], &t.0, None);
+    assert!(h.contains("Examples:") && h.contains("--keep-alpha"), "{h}");
+    assert!(t.segments().is_empty(), "leaked: {:?}", t.segments());
+}

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use arrow_array::{Array, Float64Array};
+use arrow_array::{Array, FixedSizeListArray, Float64Array, UInt8Array};
+use shmframe::image::{EncodeSpec, ImageFormat, ResizeOutput, ResizeSpec};
 use shmframe::kernels::{Accumulate, apply_rows};
 use shmframe::{Engine, Kernel, RowKernel, RunOptions};
 
@@ -50,9 +51,84 @@ fn our_segments() -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Files below `dir`, relative and sorted, hidden ones included.
+fn files_below(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path().strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Test images: a mix of JPEG, PNG and lossless WebP of varied sizes and content, written
+/// into `dir` with `shmframe::image::encode_image`. Returns their paths, sorted.
+fn write_test_images(dir: &std::path::Path, n: u32, seed: u64) -> Vec<PathBuf> {
+    let mut rng = Rng(seed);
+    let mut paths = Vec::new();
+    for i in 0..n {
+        let (w, h) = (48 + rng.below(48) as u32, 32 + rng.below(48) as u32);
+        let px: Vec<u8> = (0..w * h)
+            .flat_map(|p| {
+                let (x, y) = (p % w, p / w);
+                let noise = rng.below(24) as u32;
+                [
+                    ((x * 255 / w + noise) % 256) as u8,
+                    ((y * 255 / h + noise) % 256) as u8,
+                    ((x * y + i * 40) % 256) as u8,
+                ]
+            })
+            .collect();
+        let format = match i % 3 {
+            0 => ImageFormat::Jpeg { quality: 90 },
+            1 => ImageFormat::Png,
+            _ => ImageFormat::WebP,
+        };
+        let bytes = shmframe::image::encode_image(&px, &ResizeSpec::new(w, h), format)
+            .expect("encode a test image");
+        let p = dir.join(format!("img{i:03}.{}", format.extension()));
+        std::fs::write(&p, bytes).expect("write a test image");
+        paths.push(p);
+    }
+    paths
+}
+
+/// The pixels of an image job's output, row by row (None for a failed image).
+fn tensor_rows(out: &ResizeOutput) -> Vec<Option<Vec<u8>>> {
+    let list = out
+        .frame
+        .column("image")
+        .expect("image column")
+        .as_any()
+        .downcast_ref::<FixedSizeListArray>()
+        .expect("tensor column");
+    let per = list.value_length() as usize;
+    let values = list
+        .values()
+        .as_any()
+        .downcast_ref::<UInt8Array>()
+        .expect("uint8 tensors")
+        .values();
+    (0..list.len())
+        .map(|r| {
+            list.is_valid(r)
+                .then(|| values[r * per..(r + 1) * per].to_vec())
+        })
+        .collect()
+}
+
 /// 200 jobs, each with one or two workers SIGKILLed at a random moment by a separate process
 /// (not a thread: the coordinator must stay single-threaded to fork replacements). Every
-/// result must be exact.
+/// result must be exact. Every 8th job is an image batch (decode, resize, PNG files): every
+/// image's pixels and file identical to an unkilled run, each file present once, no
+/// temporary file left.
 fn random_kills_200_jobs() -> TestResult {
     let engine = Engine::builder()
         .workers(2)
@@ -97,6 +173,50 @@ fn random_kills_200_jobs() -> TestResult {
             .map_err(|e| e.to_string())?;
         base.push(s.seconds);
     }
+    // The image batch, and its unkilled result.
+    let img_dir = std::env::temp_dir().join(format!("shmframe-faults-img-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&img_dir);
+    std::fs::create_dir_all(img_dir.join("in")).map_err(|e| e.to_string())?;
+    struct RemoveDir(PathBuf);
+    impl Drop for RemoveDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = RemoveDir(img_dir.clone());
+    let images = write_test_images(&img_dir.join("in"), 24, 0xfeed);
+    let spec = ResizeSpec::new(40, 30);
+    let encode = |d: &str| EncodeSpec {
+        dir: img_dir.join(d),
+        format: ImageFormat::Png,
+        strip_prefix: Some(img_dir.join("in")),
+    };
+    let img_opts = RunOptions {
+        chunk_rows: Some(1),
+        ..Default::default()
+    };
+    let unkilled = engine
+        .resize_paths(&images, &spec, Some(&encode("base")), &img_opts)
+        .map_err(|e| format!("unkilled image job: {e}"))?;
+    if !unkilled.failed.is_empty() {
+        return Err(format!(
+            "unkilled image job failed images: {:?}",
+            unkilled.failed
+        ));
+    }
+    let base_pixels = tensor_rows(&unkilled);
+    let base_files = files_below(&img_dir.join("base"));
+    let base_bytes: Vec<Vec<u8>> = base_files
+        .iter()
+        .map(|f| std::fs::read(img_dir.join("base").join(f)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    if base_files.len() != images.len() {
+        return Err(format!("unkilled image job wrote {base_files:?}"));
+    }
+    let image_job_ms = unkilled.stats.seconds * 1e3;
+    drop(unkilled);
+    let (mut image_jobs, mut image_deaths, mut image_kills) = (0usize, 0usize, 0usize);
     let (mut kills, mut faulted) = (0usize, Vec::new());
     for job in 0..200 {
         let k = job % kernels.len();
@@ -110,6 +230,37 @@ fn random_kills_200_jobs() -> TestResult {
             .arg(format!("sleep {delay}; kill -9 {}", victims.join(" ")))
             .spawn()
             .map_err(|e| e.to_string())?;
+        if job % 8 == 7 {
+            let dir = format!("job{job}");
+            let r = engine.resize_paths(&images, &spec, Some(&encode(&dir)), &img_opts);
+            killer.wait().ok();
+            let out = r.map_err(|e| format!("job {job} (images): {e}"))?;
+            image_jobs += 1;
+            image_kills += victims.len();
+            image_deaths += out.stats.worker_deaths;
+            if !out.failed.is_empty() || tensor_rows(&out) != base_pixels {
+                return Err(format!(
+                    "job {job} (images): pixels differ from the unkilled run, failures {:?}",
+                    out.failed
+                ));
+            }
+            let out_dir = img_dir.join(&dir);
+            let listed = files_below(&out_dir);
+            if listed != base_files {
+                return Err(format!(
+                    "job {job} (images): files {listed:?}, want each of {base_files:?} once (no temporary file)"
+                ));
+            }
+            for (f, want) in base_files.iter().zip(&base_bytes) {
+                if &std::fs::read(out_dir.join(f)).map_err(|e| e.to_string())? != want {
+                    return Err(format!(
+                        "job {job} (images): {f} differs from the unkilled run's"
+                    ));
+                }
+            }
+            let _ = std::fs::remove_dir_all(&out_dir);
+            continue;
+        }
         let r = engine.run_full(Kernel::Row(kernels[k].clone()), &frame, &["x"], None, &opts);
         killer.wait().ok();
         let (out, stats) = r.map_err(|e| format!("job {job}: {e}"))?;
@@ -140,6 +291,12 @@ fn random_kills_200_jobs() -> TestResult {
         mf * 1e3,
         (mf - mb) * 1e3,
         max * 1e3
+    );
+    println!(
+        "  figures: {image_jobs} of them image batches of {} images ({image_job_ms:.0} ms \
+         unkilled): {image_kills} kills sent, {image_deaths} worker deaths seen; every image \
+         exact, every file once, no temporary file",
+        images.len()
     );
     Ok(())
 }
@@ -286,6 +443,80 @@ fn small_dev_shm_fails_cleanly() -> TestResult {
     Ok(())
 }
 
+/// As root: `resize` on an 8 MiB tmpfs /dev/shm. Output tensors that do not fit (4 images at
+/// 1024x1024x3 = 12 MiB) and inputs that do not fit (a 10 MiB file read into the input
+/// segment) fail with the clear space error, exit code 1, before any image is decoded or
+/// written, and leave no segment and no file behind; a small job on the same tmpfs succeeds.
+fn small_dev_shm_resize_fails_cleanly() -> TestResult {
+    if !nix::unistd::geteuid().is_root() || Command::new("unshare").arg("--help").output().is_err()
+    {
+        println!("  skipped: needs root and unshare");
+        return Ok(());
+    }
+    let dir = std::env::temp_dir().join(format!("shmframe-smallshm-img-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for d in ["few", "big"] {
+        std::fs::create_dir_all(dir.join(d)).map_err(|e| e.to_string())?;
+    }
+    write_test_images(&dir.join("few"), 4, 11);
+    // A 10 MiB file: the input segment alone does not fit (its content never gets decoded).
+    let mut rng = Rng(0xb16);
+    let big: Vec<u8> = (0..10 << 20).map(|_| rng.next() as u8).collect();
+    std::fs::write(dir.join("big/big.jpg"), big).map_err(|e| e.to_string())?;
+    write_test_images(&dir.join("big"), 2, 12);
+    let script = format!(
+        "set -u; mount -t tmpfs -o size=8m tmpfs /dev/shm || exit 77; \
+         {BIN} resize {d}/few {d}/out-tensor --size 1024x1024 --workers 2 2>{d}/tensor.err; echo tensor=$?; \
+         {BIN} resize {d}/big {d}/out-input --size 32x32 --workers 2 2>{d}/input.err; echo input=$?; \
+         {BIN} resize {d}/few {d}/out-small --size 64x64 --workers 2 >/dev/null 2>{d}/small.err; echo small=$?; \
+         ls /dev/shm | grep -c shmframe || true",
+        d = dir.display()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+    let (tensor_err, input_err, small_err) =
+        (read("tensor.err"), read("input.err"), read("small.err"));
+    let written = |d: &str| files_below(&dir.join(d));
+    let (w_tensor, w_input, w_small) = (
+        written("out-tensor"),
+        written("out-input"),
+        written("out-small"),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    if out.status.code() == Some(77) {
+        println!("  skipped: cannot mount a tmpfs here");
+        return Ok(());
+    }
+    let lines: Vec<&str> = stdout.lines().collect();
+    if lines != ["tensor=1", "input=1", "small=0", "0"] {
+        return Err(format!(
+            "expected two space failures, one success and nothing left, got {stdout:?}\n\
+             tensor: {tensor_err}\ninput: {input_err}\nsmall: {small_err}"
+        ));
+    }
+    for err in [&tensor_err, &input_err] {
+        if !err.contains("not enough space") || !err.contains("free") || !err.contains("shm-size") {
+            return Err(format!("space error not clear: {err}"));
+        }
+    }
+    if !w_tensor.is_empty() || !w_input.is_empty() {
+        return Err(format!("failed jobs wrote files: {w_tensor:?} {w_input:?}"));
+    }
+    if w_small.len() != 4 {
+        return Err(format!("the small job wrote {w_small:?}"));
+    }
+    println!(
+        "  figures: resize on an 8 MiB /dev/shm: 12 MiB of tensors: {}; a 10 MiB input: {}; \
+         a small job: {}",
+        lines[0], lines[1], lines[2]
+    );
+    Ok(())
+}
+
 /// As root: a child running as `nobody` cannot attach our segment, and cannot create one with
 /// the same name; our process refuses an object owned by another user.
 fn other_user_is_refused() -> TestResult {
@@ -389,6 +620,159 @@ fn other_user_is_refused() -> TestResult {
     r
 }
 
+/// Summed PSS (KiB) of `pid` and its direct children (the coordinator and its workers).
+fn tree_pss_kb(pid: u32) -> u64 {
+    let pss = |p: u32| -> u64 {
+        std::fs::read_to_string(format!("/proc/{p}/smaps_rollup"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("Pss:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    let children: Vec<u32> = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|c| c.parse().ok())
+        .collect();
+    pss(pid) + children.into_iter().map(pss).sum::<u64>()
+}
+
+fn meminfo_kb(key: &str) -> Option<u64> {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with(key))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Stress, large: a matrix near half the machine's memory, in a `.npy` file that `run` maps in
+/// place, 2 workers. The process tree's peak summed PSS (sampled every 20 ms) must stay near
+/// the matrix size: no process copies it.
+fn large_matrix_no_extra_copy() -> TestResult {
+    use std::io::Write;
+    let total_kb = meminfo_kb("MemTotal:").ok_or("no /proc/meminfo")?;
+    let avail_kb = meminfo_kb("MemAvailable:").ok_or("no MemAvailable")?;
+    let dir = std::env::temp_dir().join(format!("shmframe-large-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let disk_free = nix::sys::statvfs::statvfs(&dir)
+        .map(|s| s.blocks_available() * s.fragment_size())
+        .unwrap_or(0);
+    let cols = 64usize;
+    let row_bytes = cols * 8;
+    // 45% of memory, bounded by what is available now and by the disk.
+    let want = (total_kb * 1024 * 45 / 100)
+        .min(avail_kb * 1024 * 70 / 100)
+        .min(disk_free / 2);
+    if want < (2u64 << 30) {
+        let _ = std::fs::remove_dir_all(&dir);
+        println!(
+            "  skipped: only {} MiB usable (memory {} MiB available, disk {} MiB free)",
+            want >> 20,
+            avail_kb >> 10,
+            disk_free >> 20
+        );
+        return Ok(());
+    }
+    let block_rows = 16384usize;
+    let rows = (want as usize / row_bytes) / block_rows * block_rows;
+    let path = dir.join("large.npy");
+    let result = (|| -> TestResult {
+        // Row r holds (r % 7 + 1) in every column: its L2 norm is (r % 7 + 1) * sqrt(cols).
+        let t = Instant::now();
+        let mut f = std::io::BufWriter::with_capacity(
+            8 << 20,
+            std::fs::File::create(&path).map_err(|e| e.to_string())?,
+        );
+        let header = shmframe::npy::header_bytes(shmframe::npy::NpyDtype::F64, &[rows, cols])
+            .map_err(|e| e.to_string())?;
+        f.write_all(&header).map_err(|e| e.to_string())?;
+        // The seven distinct rows, then blocks of rows copied from them (fast in debug too).
+        let patterns: Vec<Vec<u8>> = (1..=7)
+            .map(|v| (f64::from(v)).to_le_bytes().repeat(cols))
+            .collect();
+        let mut block = vec![0u8; block_rows * row_bytes];
+        for b in 0..rows / block_rows {
+            for (r, dst) in block.chunks_exact_mut(row_bytes).enumerate() {
+                dst.copy_from_slice(&patterns[(b * block_rows + r) % 7]);
+            }
+            f.write_all(&block).map_err(|e| e.to_string())?;
+        }
+        f.flush().map_err(|e| e.to_string())?;
+        drop(f);
+        let bytes = (rows * row_bytes) as u64;
+        let made = t.elapsed().as_secs_f64();
+        let out = dir.join("norms.npy");
+        let t = Instant::now();
+        let mut child = Command::new(BIN)
+            .args(["run", "l2-norm", "--workers", "2", "--json", "--input"])
+            .arg(&path)
+            .arg("--out")
+            .arg(&out)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let mut peak_kb = 0u64;
+        let status = loop {
+            if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {
+                break s;
+            }
+            if t.elapsed() > Duration::from_secs(600) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("the run took over 10 minutes".into());
+            }
+            peak_kb = peak_kb.max(tree_pss_kb(child.id()));
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut json = String::new();
+        std::io::Read::read_to_string(child.stdout.as_mut().expect("piped"), &mut json)
+            .map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err(format!("run failed: {status}"));
+        }
+        let norms = shmframe::npy::NpyFile::open(&out).map_err(|e| e.to_string())?;
+        let got = norms.data_bytes();
+        if got.len() != rows * 8 {
+            return Err(format!("{} bytes of norms for {rows} rows", got.len()));
+        }
+        for r in (0..rows).step_by(rows / 1000).chain([rows - 1]) {
+            let v = f64::from_le_bytes(got[r * 8..r * 8 + 8].try_into().expect("8 bytes"));
+            let want = ((r % 7) + 1) as f64 * (cols as f64).sqrt();
+            if (v - want).abs() > 1e-9 * want {
+                return Err(format!("row {r}: norm {v}, expected {want}"));
+            }
+        }
+        let ratio = (peak_kb * 1024) as f64 / bytes as f64;
+        println!(
+            "  {rows} x {cols} f64 = {:.2} GiB ({:.0}% of {:.1} GiB memory), written in {made:.1} s; \
+             run (2 workers) {:.1} s; peak summed PSS of the process tree {:.2} GiB = {:.2}x the matrix",
+            bytes as f64 / (1u64 << 30) as f64,
+            100.0 * bytes as f64 / (total_kb * 1024) as f64,
+            (total_kb * 1024) as f64 / (1u64 << 30) as f64,
+            t.elapsed().as_secs_f64(),
+            (peak_kb * 1024) as f64 / (1u64 << 30) as f64,
+            ratio,
+        );
+        println!("  {}", json.trim());
+        // Mapped once and shared: PSS counts each page once however many processes map it.
+        // The output (8 bytes a row), the binaries and the heaps add a few percent.
+        if ratio > 1.10 {
+            return Err(format!(
+                "peak summed PSS is {ratio:.2}x the matrix: something copied it"
+            ));
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
 fn main() {
     let tests: Vec<(&str, TestFn)> = vec![
         ("random_kills_200_jobs", random_kills_200_jobs),
@@ -397,7 +781,12 @@ fn main() {
             eight_engines_share_one_segment,
         ),
         ("small_dev_shm_fails_cleanly", small_dev_shm_fails_cleanly),
+        (
+            "small_dev_shm_resize_fails_cleanly",
+            small_dev_shm_resize_fails_cleanly,
+        ),
         ("other_user_is_refused", other_user_is_refused),
+        ("large_matrix_no_extra_copy", large_matrix_no_extra_copy),
     ];
     let filter: Vec<String> = std::env::args()
         .skip(1)

@@ -179,6 +179,23 @@ impl Codec {
     }
 
     fn decode_jpeg(&mut self, bytes: &[u8], spec: &ResizeSpec) -> Result<Decoded, ImageError> {
+        let result = self.decode_jpeg_with_handle(bytes, spec);
+        if result.is_err() {
+            // TurboJPEG's handle does not recover from an error in a header: every later call
+            // repeats it ("Bogus marker length" for every JPEG after one corrupt file, in this
+            // worker, for all later jobs). A fresh handle keeps one bad file from failing others.
+            if let Ok(fresh) = Decompressor::new() {
+                self.jpeg = fresh;
+            }
+        }
+        result
+    }
+
+    fn decode_jpeg_with_handle(
+        &mut self,
+        bytes: &[u8],
+        spec: &ResizeSpec,
+    ) -> Result<Decoded, ImageError> {
         let corrupt = |e: turbojpeg::Error| ImageError::Corrupt {
             format: "JPEG",
             message: e.to_string(),

@@ -152,12 +152,19 @@ pub(crate) fn output_path(enc: &EncodeSpec, path: Option<&str>, row: usize) -> P
 
 /// Writes `bytes` to `dest` through a temporary file in the same folder and a rename, so a
 /// crash leaves the old file or the new one, never half of one.
+///
+/// The temporary name carries the coordinator's pid (this worker's parent), not the worker's:
+/// a worker killed between creating it and the rename leaves it behind, and the worker that
+/// redoes the image must write and rename that same name, or it stays forever. Only one live
+/// worker holds an image at a time (two rows never share an output: refused up front), and
+/// other coordinators writing into the same folder have other pids.
 fn write_atomically(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let dir = dest.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let name = dest.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(".{name}.shmframe-tmp.{}", std::process::id()));
+    let owner = std::os::unix::process::parent_id();
+    let tmp = dir.join(format!(".{name}.shmframe-tmp.{owner}"));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;

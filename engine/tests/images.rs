@@ -1,0 +1,2495 @@
+//! Image jobs with real forked workers, real segments and real files: every input format and
+//! mode against an expected image, every fit and filter, EXIF orientation, a PSNR guard on
+//! the reduced JPEG decode, bad inputs that fail alone, workers killed mid-batch, the tensor
+//! frame read back as an Arrow file (and by pyarrow, when `SHMFRAME_PYTHON` is set).
+//!
+//! Every test image is generated here (the `image` crate's encoders, TurboJPEG, a hand-written
+//! palette PNG) into a temporary folder that the test removes.
+//!
+//! `harness = false`: the engine forks, which it refuses in a multi-threaded process. This
+//! main() runs each test in order on the main thread and closes with `N passed, N failed`.
+//! Arguments filter tests by name: `cargo test -p shmframe --test images -- exif`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use arrow_array::{
+    Array, ArrayRef, BinaryArray, FixedSizeListArray, LargeBinaryArray, RecordBatch, StringArray,
+    UInt8Array, UInt32Array,
+};
+use arrow_schema::DataType;
+use image::ImageEncoder;
+use shmframe::image::{
+    Alpha, EncodeSpec, Filter, Fit, ImageFormat, ResizeOutput, ResizeSpec, encode_image,
+    list_image_files, resize_image,
+};
+use shmframe::{Engine, EngineError, RunOptions, SharedFrame};
+
+type TestResult = Result<(), String>;
+type TestFn = fn() -> TestResult;
+
+const BIN: &str = env!("CARGO_BIN_EXE_shmframe");
+const PY_SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../tests/python/test_pyarrow_reads_tensor.py"
+);
+
+fn s(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// Fails the test with a message when `cond` is false.
+macro_rules! ensure {
+    ($cond:expr, $($fmt:tt)+) => {
+        let holds: bool = $cond; // a NaN comparison does not hold
+        if !holds {
+            return Err(format!($($fmt)+));
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scaffolding: temporary folders, segments of this process, the engine.
+
+/// A fresh folder under the system temp dir, removed with everything in it on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "shmframe-images-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// Writes `bytes` to `name` (creating parent folders) and returns its path.
+    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.path(name);
+        std::fs::create_dir_all(p.parent().unwrap()).expect("mkdir");
+        std::fs::write(&p, bytes).expect("write test image");
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn nanos() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
+
+/// `shmframe.<our pid>.*` objects in /dev/shm.
+fn our_segments() -> Vec<String> {
+    let me = format!("shmframe.{}.", std::process::id());
+    let mut v: Vec<String> = std::fs::read_dir("/dev/shm")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with(&me))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Every file below `dir`, relative, sorted (hidden ones included).
+fn files_below(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Temporary files of the atomic writes (`.NAME.shmframe-tmp.PID`) below `dir`.
+fn temp_files(dir: &Path) -> Vec<String> {
+    files_below(dir)
+        .into_iter()
+        .filter(|f| f.contains(".shmframe-tmp."))
+        .collect()
+}
+
+fn engine(workers: usize) -> Result<Engine, String> {
+    Engine::builder().workers(workers).build().map_err(s)
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Source images (row-major, interleaved channels).
+
+/// A smooth RGB gradient: red along x, green along y, blue along the diagonal.
+fn gradient(w: u32, h: u32) -> Vec<u8> {
+    let mut v = Vec::with_capacity((w * h * 3) as usize);
+    for y in 0..h {
+        for x in 0..w {
+            let fx = x as f32 / (w - 1).max(1) as f32;
+            let fy = y as f32 / (h - 1).max(1) as f32;
+            v.push((40.0 + 180.0 * fx).round() as u8);
+            v.push((30.0 + 190.0 * fy).round() as u8);
+            v.push((200.0 - 150.0 * (fx + fy) / 2.0).round() as u8);
+        }
+    }
+    v
+}
+
+fn flat(w: u32, h: u32, colour: &[u8]) -> Vec<u8> {
+    colour.repeat((w * h) as usize)
+}
+
+/// Four quadrants of different colours (red, green / blue, yellow): any rotation or flip
+/// moves them somewhere else.
+const QUAD: [[u8; 3]; 4] = [[220, 30, 30], [30, 200, 40], [30, 40, 220], [230, 220, 30]];
+
+fn quadrants(w: u32, h: u32) -> Vec<u8> {
+    let mut v = Vec::with_capacity((w * h * 3) as usize);
+    for y in 0..h {
+        for x in 0..w {
+            let q = usize::from(x >= w / 2) + 2 * usize::from(y >= h / 2);
+            v.extend_from_slice(&QUAD[q]);
+        }
+    }
+    v
+}
+
+/// Three vertical bands (red, green, blue) of equal width.
+const BANDS: [[u8; 3]; 3] = [[200, 20, 20], [20, 180, 30], [20, 30, 210]];
+
+fn bands(w: u32, h: u32) -> Vec<u8> {
+    let mut v = Vec::with_capacity((w * h * 3) as usize);
+    for _ in 0..h {
+        for x in 0..w {
+            v.extend_from_slice(&BANDS[(x * 3 / w) as usize]);
+        }
+    }
+    v
+}
+
+/// The same bands along y: a tall image whose bands survive a fit along the other axis.
+fn hbands(w: u32, h: u32) -> Vec<u8> {
+    let mut v = Vec::with_capacity((w * h * 3) as usize);
+    for y in 0..h {
+        for _ in 0..w {
+            v.extend_from_slice(&BANDS[(y * 3 / h) as usize]);
+        }
+    }
+    v
+}
+
+/// Photo-like content: value noise over four octaves (smooth areas and fine detail), hard-
+/// edged shapes, and sensor-like grain.
+fn texture(w: u32, h: u32, seed: u64) -> Vec<u8> {
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let (wu, hu) = (w as usize, h as usize);
+    let mut acc = vec![0f32; wu * hu * 3];
+    let smooth = |t: f32| t * t * (3.0 - 2.0 * t);
+    for (cell, amp) in [(331usize, 70f32), (89, 40.0), (23, 22.0), (5, 10.0)] {
+        let (gw, gh) = (wu / cell + 2, hu / cell + 2);
+        let grid: Vec<f32> = (0..gw * gh * 3).map(|_| rng.unit() * 2.0 - 1.0).collect();
+        let tx: Vec<f32> = (0..wu)
+            .map(|x| smooth((x % cell) as f32 / cell as f32))
+            .collect();
+        // Per row: the lattice interpolated along y, then one lerp along x per sample.
+        let mut line = vec![0f32; gw * 3];
+        for y in 0..hu {
+            let (gy, ty) = (y / cell, smooth((y % cell) as f32 / cell as f32));
+            let (top, bot) = (&grid[gy * gw * 3..], &grid[(gy + 1) * gw * 3..]);
+            for i in 0..gw * 3 {
+                line[i] = amp * (top[i] + (bot[i] - top[i]) * ty);
+            }
+            let row = &mut acc[y * wu * 3..(y + 1) * wu * 3];
+            for x in 0..wu {
+                let g = (x / cell) * 3;
+                let t = tx[x];
+                for c in 0..3 {
+                    let (a, b) = (line[g + c], line[g + 3 + c]);
+                    row[x * 3 + c] += a + (b - a) * t;
+                }
+            }
+        }
+    }
+    let mut v: Vec<u8> = acc
+        .iter()
+        .map(|a| (128.0 + a + (rng.unit() - 0.5) * 12.0).clamp(0.0, 255.0) as u8)
+        .collect();
+    draw_shapes(&mut v, w, h, &mut rng);
+    v
+}
+
+/// Discs and rectangles of random colours: hard edges.
+fn draw_shapes(v: &mut [u8], w: u32, h: u32, rng: &mut Rng) {
+    let wu = w as usize;
+    for _ in 0..12 {
+        let colour = [
+            rng.below(256) as u8,
+            rng.below(256) as u8,
+            rng.below(256) as u8,
+        ];
+        let (cx, cy) = (
+            rng.below(u64::from(w)) as i64,
+            rng.below(u64::from(h)) as i64,
+        );
+        let r = (rng.below(u64::from(w / 8)) + 10) as i64;
+        let disc = rng.below(2) == 0;
+        for y in (cy - r).max(0)..(cy + r).min(i64::from(h)) {
+            for x in (cx - r).max(0)..(cx + r).min(i64::from(w)) {
+                if !disc || (x - cx).pow(2) + (y - cy).pow(2) <= r * r {
+                    let i = (y as usize * wu + x as usize) * 3;
+                    v[i..i + 3].copy_from_slice(&colour);
+                }
+            }
+        }
+    }
+}
+
+/// `px` as the display shows it under EXIF orientation `o` (1, 3, 6, 8), computed here
+/// independently of the engine: (pixels, width, height).
+fn orient(px: &[u8], w: u32, h: u32, c: usize, o: u8) -> (Vec<u8>, u32, u32) {
+    let (dw, dh) = if o == 6 || o == 8 { (h, w) } else { (w, h) };
+    let mut out = vec![0u8; px.len()];
+    for yd in 0..dh {
+        for xd in 0..dw {
+            let (xs, ys) = match o {
+                1 => (xd, yd),
+                3 => (w - 1 - xd, h - 1 - yd),
+                6 => (yd, h - 1 - xd), // 90 degrees clockwise
+                8 => (w - 1 - yd, xd), // 90 degrees counter-clockwise
+                _ => panic!("orientation {o} not used here"),
+            };
+            let (d, s) = (((yd * dw + xd) as usize) * c, ((ys * w + xs) as usize) * c);
+            out[d..d + c].copy_from_slice(&px[s..s + c]);
+        }
+    }
+    (out, dw, dh)
+}
+
+/// Box-filter downscale by an integer factor: an independent reference for smooth content.
+fn box_down(px: &[u8], w: u32, h: u32, c: usize, f: u32) -> Vec<u8> {
+    let (ow, oh) = (w / f, h / f);
+    let mut out = Vec::with_capacity((ow * oh) as usize * c);
+    for oy in 0..oh {
+        for ox in 0..ow {
+            for ch in 0..c {
+                let mut sum = 0u32;
+                for y in oy * f..(oy + 1) * f {
+                    for x in ox * f..(ox + 1) * f {
+                        sum += u32::from(px[((y * w + x) as usize) * c + ch]);
+                    }
+                }
+                out.push(((sum + f * f / 2) / (f * f)) as u8);
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoders.
+
+#[derive(Clone, Copy)]
+struct Jpeg {
+    quality: i32,
+    subsamp: turbojpeg::Subsamp,
+    progressive: bool,
+}
+
+const JPEG_444: Jpeg = Jpeg {
+    quality: 95,
+    subsamp: turbojpeg::Subsamp::None,
+    progressive: false,
+};
+
+/// A JPEG of RGB (`c == 3`) or grayscale (`c == 1`) pixels, through TurboJPEG.
+fn jpeg(px: &[u8], w: u32, h: u32, c: usize, j: Jpeg) -> Vec<u8> {
+    let mut comp = turbojpeg::Compressor::new().expect("compressor");
+    comp.set_quality(j.quality).unwrap();
+    comp.set_subsamp(if c == 1 {
+        turbojpeg::Subsamp::Gray
+    } else {
+        j.subsamp
+    })
+    .unwrap();
+    comp.set_progressive(j.progressive).unwrap();
+    let image = turbojpeg::Image {
+        pixels: px,
+        width: w as usize,
+        pitch: w as usize * c,
+        height: h as usize,
+        format: if c == 1 {
+            turbojpeg::PixelFormat::GRAY
+        } else {
+            turbojpeg::PixelFormat::RGB
+        },
+    };
+    comp.compress_to_vec(image).expect("jpeg encode")
+}
+
+/// Whether a JPEG has a progressive (SOF2) frame header.
+fn is_progressive(j: &[u8]) -> bool {
+    j.windows(2).any(|m| m == [0xFF, 0xC2])
+}
+
+/// A little-endian TIFF block holding one IFD entry: orientation `o`.
+fn exif_tiff(o: u8) -> Vec<u8> {
+    let mut t = b"II*\0".to_vec();
+    t.extend_from_slice(&8u32.to_le_bytes());
+    t.extend_from_slice(&1u16.to_le_bytes());
+    t.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
+    t.extend_from_slice(&3u16.to_le_bytes()); // SHORT
+    t.extend_from_slice(&1u32.to_le_bytes());
+    t.extend_from_slice(&u16::from(o).to_le_bytes());
+    t.extend_from_slice(&[0, 0]);
+    t.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
+    t
+}
+
+/// `j` with an APP1 `Exif` segment holding orientation `o` right after SOI, as cameras write.
+fn with_exif(j: &[u8], o: u8) -> Vec<u8> {
+    let tiff = exif_tiff(o);
+    let mut out = j[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((2 + 6 + tiff.len()) as u16).to_be_bytes());
+    out.extend_from_slice(b"Exif\0\0");
+    out.extend_from_slice(&tiff);
+    out.extend_from_slice(&j[2..]);
+    out
+}
+
+fn png(px: &[u8], w: u32, h: u32, color: image::ExtendedColorType) -> Vec<u8> {
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut out)
+        .write_image(px, w, h, color)
+        .expect("png encode");
+    out
+}
+
+fn png_with_exif(px: &[u8], w: u32, h: u32, o: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = image::codecs::png::PngEncoder::new(&mut out);
+    enc.set_exif_metadata(exif_tiff(o)).expect("exif");
+    enc.write_image(px, w, h, image::ExtendedColorType::Rgb8)
+        .expect("png encode");
+    out
+}
+
+/// 16-bit RGB or gray PNG: `v` holds the 16-bit samples.
+fn png16(v: &[u16], w: u32, h: u32, color: image::ExtendedColorType) -> Vec<u8> {
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_ne_bytes()).collect();
+    png(&bytes, w, h, color)
+}
+
+fn webp_lossless(px: &[u8], w: u32, h: u32, color: image::ExtendedColorType) -> Vec<u8> {
+    let mut out = Vec::new();
+    image::codecs::webp::WebPEncoder::new_lossless(&mut out)
+        .write_image(px, w, h, color)
+        .expect("webp encode");
+    out
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    let start = out.len();
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    let crc = crc32(&out[start..]);
+    out.extend_from_slice(&crc.to_be_bytes());
+}
+
+/// An indexed-colour PNG, written by hand (the `image` crate writes none): `depth` bits per
+/// index, an optional tRNS alpha per palette entry, zlib with stored blocks.
+fn palette_png(
+    w: u32,
+    h: u32,
+    depth: u8,
+    palette: &[[u8; 3]],
+    trns: Option<&[u8]>,
+    idx: &[u8],
+) -> Vec<u8> {
+    let per_byte = 8 / depth as usize;
+    let row_bytes = (w as usize).div_ceil(per_byte);
+    let mut raw = Vec::new();
+    for y in 0..h as usize {
+        raw.push(0); // filter: none
+        let mut row = vec![0u8; row_bytes];
+        for x in 0..w as usize {
+            let shift = 8 - depth as usize * (x % per_byte + 1);
+            row[x / per_byte] |= idx[y * w as usize + x] << shift;
+        }
+        raw.extend_from_slice(&row);
+    }
+    let mut z = vec![0x78, 0x01];
+    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
+    for (i, b) in blocks.iter().enumerate() {
+        z.push(u8::from(i + 1 == blocks.len()));
+        z.extend_from_slice(&(b.len() as u16).to_le_bytes());
+        z.extend_from_slice(&(!(b.len() as u16)).to_le_bytes());
+        z.extend_from_slice(b);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for &x in &raw {
+        a = (a + u32::from(x)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    z.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[depth, 3, 0, 0, 0]);
+    png_chunk(&mut out, b"IHDR", &ihdr);
+    png_chunk(&mut out, b"PLTE", &palette.concat());
+    if let Some(t) = trns {
+        png_chunk(&mut out, b"tRNS", t);
+    }
+    png_chunk(&mut out, b"IDAT", &z);
+    png_chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// Composites a straight-alpha pixel over white, as the engine documents for `Alpha::Flatten`.
+fn over_white(c: u8, a: u8) -> u8 {
+    let (c, a) = (u32::from(c), u32::from(a));
+    ((c * a + 255 * (255 - a) + 127) / 255) as u8
+}
+
+// ---------------------------------------------------------------------------------------------
+// Comparing pixels.
+
+fn mae(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len(), "compared images differ in size");
+    let sum: u64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| u64::from(x.abs_diff(*y)))
+        .sum();
+    sum as f64 / a.len().max(1) as f64
+}
+
+fn max_diff(a: &[u8], b: &[u8]) -> u8 {
+    assert_eq!(a.len(), b.len(), "compared images differ in size");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| x.abs_diff(*y))
+        .max()
+        .unwrap_or(0)
+}
+
+fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len(), "compared images differ in size");
+    let se: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+        .sum();
+    let mse = se / a.len() as f64;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
+}
+
+/// The pixel at (x, y) of a `w`-wide image with `c` channels.
+fn at(px: &[u8], w: u32, c: usize, x: u32, y: u32) -> &[u8] {
+    let i = ((y * w + x) as usize) * c;
+    &px[i..i + c]
+}
+
+fn near(got: &[u8], want: &[u8], tol: u8) -> bool {
+    got.len() == want.len() && got.iter().zip(want).all(|(g, w)| g.abs_diff(*w) <= tol)
+}
+
+/// Decodes an output file: JPEG with TurboJPEG, PNG and WebP with `image`; RGB or RGBA.
+fn decode_file(path: &Path, channels: usize) -> Result<(Vec<u8>, u32, u32), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    decode_bytes(&bytes, channels).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn decode_bytes(bytes: &[u8], channels: usize) -> Result<(Vec<u8>, u32, u32), String> {
+    if bytes.starts_with(&[0xFF, 0xD8]) {
+        let fmt = if channels == 4 {
+            turbojpeg::PixelFormat::RGBA
+        } else {
+            turbojpeg::PixelFormat::RGB
+        };
+        let img = turbojpeg::decompress(bytes, fmt).map_err(s)?;
+        return Ok((img.pixels, img.width as u32, img.height as u32));
+    }
+    let img = image::load_from_memory(bytes).map_err(s)?;
+    let (w, h) = (img.width(), img.height());
+    let px = if channels == 4 {
+        img.to_rgba8().into_raw()
+    } else {
+        img.to_rgb8().into_raw()
+    };
+    Ok((px, w, h))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading a job's output frame.
+
+/// The rows of an output frame: pixels (None for a null row) and source sizes. Checks the
+/// tensor column's type and `arrow.fixed_shape_tensor` metadata against `spec` on the way.
+struct Rows {
+    pixels: Vec<Option<Vec<u8>>>,
+    sources: Vec<(u32, u32)>,
+    paths: Option<Vec<String>>,
+}
+
+fn tensor_shape(frame: &SharedFrame) -> Result<Vec<usize>, String> {
+    let schema = frame.schema();
+    let field = schema.field_with_name("image").map_err(s)?;
+    let md = field.metadata();
+    ensure!(
+        md.get("ARROW:extension:name").map(String::as_str) == Some("arrow.fixed_shape_tensor"),
+        "image field metadata lacks the tensor extension name: {md:?}"
+    );
+    let meta: serde_json::Value = serde_json::from_str(
+        md.get("ARROW:extension:metadata")
+            .ok_or("no ARROW:extension:metadata")?,
+    )
+    .map_err(s)?;
+    meta["shape"]
+        .as_array()
+        .ok_or_else(|| format!("no shape in {meta}"))?
+        .iter()
+        .map(|d| d.as_u64().map(|d| d as usize).ok_or("shape entry"))
+        .collect::<Result<_, _>>()
+        .map_err(s)
+}
+
+fn rows_of(out: &ResizeOutput, spec: &ResizeSpec) -> Result<Rows, String> {
+    let want = vec![spec.height as usize, spec.width as usize, spec.channels()];
+    let shape = tensor_shape(&out.frame)?;
+    ensure!(shape == want, "tensor shape {shape:?}, want {want:?}");
+    let col = out.frame.column("image").map_err(s)?;
+    let list = col
+        .as_any()
+        .downcast_ref::<FixedSizeListArray>()
+        .ok_or_else(|| format!("image column is {}", col.data_type()))?;
+    ensure!(
+        list.value_length() as usize == spec.image_bytes(),
+        "list size {} for {} bytes per image",
+        list.value_length(),
+        spec.image_bytes()
+    );
+    let values = list
+        .values()
+        .as_any()
+        .downcast_ref::<UInt8Array>()
+        .ok_or("tensor values are not uint8")?;
+    let per = spec.image_bytes();
+    let flat = values.values();
+    let pixels = (0..list.len())
+        .map(|r| {
+            list.is_valid(r)
+                .then(|| flat[(list.offset() + r) * per..(list.offset() + r + 1) * per].to_vec())
+        })
+        .collect();
+    let u32col = |name: &str| -> Result<Vec<u32>, String> {
+        Ok(out
+            .frame
+            .column(name)
+            .map_err(s)?
+            .as_any()
+            .downcast_ref::<UInt32Array>()
+            .ok_or_else(|| format!("{name} is not uint32"))?
+            .values()
+            .to_vec())
+    };
+    let (sw, sh) = (u32col("source_width")?, u32col("source_height")?);
+    let paths = match out.frame.column("path") {
+        Ok(c) => Some(
+            c.as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or("path is not utf8")?
+                .iter()
+                .map(|v| v.unwrap_or("").to_string())
+                .collect(),
+        ),
+        Err(_) => None,
+    };
+    Ok(Rows {
+        pixels,
+        sources: sw.into_iter().zip(sh).collect(),
+        paths,
+    })
+}
+
+/// Runs a job over `files` and checks what every job must hold: one row per file in order,
+/// nulls exactly for the failures, null count, failures in row order, paths.
+fn run_job(
+    engine: &Engine,
+    files: &[PathBuf],
+    spec: &ResizeSpec,
+    encode: Option<&EncodeSpec>,
+    opts: &RunOptions,
+) -> Result<(ResizeOutput, Rows), String> {
+    let out = engine
+        .resize_paths(files, spec, encode, opts)
+        .map_err(|e| format!("resize_paths: {e}"))?;
+    let rows = rows_of(&out, spec)?;
+    ensure!(
+        out.images() == files.len() && rows.pixels.len() == files.len(),
+        "{} rows for {} files",
+        out.images(),
+        files.len()
+    );
+    let failed_rows: Vec<usize> = out.failed.iter().map(|f| f.row).collect();
+    let null_rows: Vec<usize> = (0..files.len())
+        .filter(|&r| rows.pixels[r].is_none())
+        .collect();
+    ensure!(
+        failed_rows == null_rows,
+        "failed rows {failed_rows:?} but null rows {null_rows:?}"
+    );
+    let col = out.frame.column("image").map_err(s)?;
+    ensure!(
+        col.null_count() == out.failed.len(),
+        "null_count {} for {} failures",
+        col.null_count(),
+        out.failed.len()
+    );
+    for f in &out.failed {
+        ensure!(
+            f.path == files[f.row].display().to_string(),
+            "failure of row {} names {}",
+            f.row,
+            f.path
+        );
+        ensure!(
+            rows.sources[f.row] == (0, 0),
+            "failed row {} has a source size",
+            f.row
+        );
+    }
+    let paths = rows.paths.as_ref().ok_or("no path column")?;
+    for (r, p) in files.iter().enumerate() {
+        ensure!(
+            paths[r] == p.display().to_string(),
+            "row {r} path {}",
+            paths[r]
+        );
+    }
+    Ok((out, rows))
+}
+
+/// Each row done by the workers must be byte-identical to the same image through
+/// `resize_image` in this process: the job path is the library path.
+fn same_as_library(files: &[PathBuf], rows: &Rows, spec: &ResizeSpec) -> TestResult {
+    for (r, f) in files.iter().enumerate() {
+        let Some(got) = &rows.pixels[r] else { continue };
+        let bytes = std::fs::read(f).map_err(s)?;
+        let (want, source) = resize_image(&bytes, spec)
+            .map_err(|e| format!("{}: library path failed: {e}", f.display()))?;
+        ensure!(
+            got == &want,
+            "{}: job pixels differ from resize_image (max diff {})",
+            f.display(),
+            max_diff(got, &want)
+        );
+        ensure!(
+            rows.sources[r] == source,
+            "{}: source {:?} vs {:?}",
+            f.display(),
+            rows.sources[r],
+            source
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Every input format and mode round-trips.
+
+struct Case {
+    name: &'static str,
+    bytes: Vec<u8>,
+    /// The image as it should come out at its own size: RGB, and RGBA for `Alpha::Keep`.
+    rgb: Vec<u8>,
+    rgba: Vec<u8>,
+    /// Mean absolute error allowed at its own size (0 for lossless formats).
+    mae: f64,
+    max: u8,
+}
+
+fn rgb_to_rgba(rgb: &[u8]) -> Vec<u8> {
+    rgb.chunks_exact(3)
+        .flat_map(|p| [p[0], p[1], p[2], 255])
+        .collect()
+}
+
+fn gray_to_rgb(g: &[u8]) -> Vec<u8> {
+    g.iter().flat_map(|&v| [v, v, v]).collect()
+}
+
+fn format_cases(w: u32, h: u32) -> Vec<Case> {
+    let rgb = gradient(w, h);
+    let gray: Vec<u8> = rgb.chunks_exact(3).map(|p| p[0] / 2 + p[1] / 2).collect();
+    let n = (w * h) as usize;
+    // Straight alpha: a ramp along x, never fully transparent (colours stay meaningful).
+    let alpha: Vec<u8> = (0..n)
+        .map(|i| (60 + (i as u32 % w) * 195 / (w - 1)) as u8)
+        .collect();
+    let rgba: Vec<u8> = rgb
+        .chunks_exact(3)
+        .zip(&alpha)
+        .flat_map(|(p, &a)| [p[0], p[1], p[2], a])
+        .collect();
+    let flattened: Vec<u8> = rgba
+        .chunks_exact(4)
+        .flat_map(|p| [0, 1, 2].map(|c| over_white(p[c], p[3])))
+        .collect();
+    let la: Vec<u8> = gray
+        .iter()
+        .zip(&alpha)
+        .flat_map(|(&g, &a)| [g, a])
+        .collect();
+    let la_rgb: Vec<u8> = gray
+        .iter()
+        .zip(&alpha)
+        .flat_map(|(&g, &a)| [over_white(g, a); 3])
+        .collect();
+    let la_rgba: Vec<u8> = gray
+        .iter()
+        .zip(&alpha)
+        .flat_map(|(&g, &a)| [g, g, g, a])
+        .collect();
+    // 16 bits: values that do not survive a plain `>> 8`, so the conversion is checked too.
+    let rgb16: Vec<u16> = rgb
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| u16::from(v) * 257 + (i as u16 % 97))
+        .collect();
+    let rgb16_as8: Vec<u8> = rgb16
+        .iter()
+        .map(|&v| ((u32::from(v) + 128) / 257) as u8)
+        .collect();
+    let gray16: Vec<u16> = gray.iter().map(|&v| u16::from(v) * 257 + 100).collect();
+    let gray16_as8: Vec<u8> = gray16
+        .iter()
+        .map(|&v| ((u32::from(v) + 128) / 257) as u8)
+        .collect();
+    // Palettes: 8-bit indices over 200 colours; 4-bit indices over 16 with tRNS alpha.
+    let pal8: Vec<[u8; 3]> = (0..200u32)
+        .map(|i| [(i * 5 % 256) as u8, (255 - i) as u8, (i * 37 % 256) as u8])
+        .collect();
+    let idx8: Vec<u8> = (0..n)
+        .map(|i| ((i as u32 % w) * 7 + (i as u32 / w) * 3) as u8 % 200)
+        .collect();
+    let pal8_rgb: Vec<u8> = idx8.iter().flat_map(|&i| pal8[i as usize]).collect();
+    let pal4: Vec<[u8; 3]> = (0..16u8).map(|i| [i * 16, 255 - i * 15, i * 9]).collect();
+    let trns4: Vec<u8> = (0..16u8).map(|i| 255 - i * 12).collect();
+    let idx4: Vec<u8> = (0..n)
+        .map(|i| ((i as u32 % w) / 3 + (i as u32 / w) / 5) as u8 % 16)
+        .collect();
+    let pal4_rgba: Vec<u8> = idx4
+        .iter()
+        .flat_map(|&i| {
+            let p = pal4[i as usize];
+            [p[0], p[1], p[2], trns4[i as usize]]
+        })
+        .collect();
+    let pal4_rgb: Vec<u8> = pal4_rgba
+        .chunks_exact(4)
+        .flat_map(|p| [0, 1, 2].map(|c| over_white(p[c], p[3])))
+        .collect();
+    use image::ExtendedColorType as C;
+    let opaque = |name, bytes, rgb: &[u8], mae, max| Case {
+        name,
+        bytes,
+        rgb: rgb.to_vec(),
+        rgba: rgb_to_rgba(rgb),
+        mae,
+        max,
+    };
+    let jpeg_420 = Jpeg {
+        quality: 90,
+        subsamp: turbojpeg::Subsamp::Sub2x2,
+        progressive: false,
+    };
+    vec![
+        opaque(
+            "baseline-444.jpg",
+            jpeg(&rgb, w, h, 3, JPEG_444),
+            &rgb,
+            1.5,
+            12,
+        ),
+        opaque(
+            "baseline-420.jpg",
+            jpeg(&rgb, w, h, 3, jpeg_420),
+            &rgb,
+            2.5,
+            24,
+        ),
+        opaque(
+            "progressive.jpg",
+            jpeg(
+                &rgb,
+                w,
+                h,
+                3,
+                Jpeg {
+                    progressive: true,
+                    ..jpeg_420
+                },
+            ),
+            &rgb,
+            2.5,
+            24,
+        ),
+        opaque(
+            "gray.jpg",
+            jpeg(&gray, w, h, 1, JPEG_444),
+            &gray_to_rgb(&gray),
+            1.5,
+            12,
+        ),
+        opaque("rgb8.png", png(&rgb, w, h, C::Rgb8), &rgb, 0.0, 0),
+        Case {
+            name: "rgba8.png",
+            bytes: png(&rgba, w, h, C::Rgba8),
+            rgb: flattened.clone(),
+            rgba: rgba.clone(),
+            mae: 0.0,
+            max: 0,
+        },
+        opaque(
+            "gray8.png",
+            png(&gray, w, h, C::L8),
+            &gray_to_rgb(&gray),
+            0.0,
+            0,
+        ),
+        Case {
+            name: "gray-alpha.png",
+            bytes: png(&la, w, h, C::La8),
+            rgb: la_rgb,
+            rgba: la_rgba,
+            mae: 0.0,
+            max: 0,
+        },
+        // 16-bit samples become 8-bit with rounding (at most 1 off whatever the method).
+        opaque(
+            "rgb16.png",
+            png16(&rgb16, w, h, C::Rgb16),
+            &rgb16_as8,
+            0.5,
+            1,
+        ),
+        opaque(
+            "gray16.png",
+            png16(&gray16, w, h, C::L16),
+            &gray_to_rgb(&gray16_as8),
+            0.5,
+            1,
+        ),
+        opaque(
+            "palette8.png",
+            palette_png(w, h, 8, &pal8, None, &idx8),
+            &pal8_rgb,
+            0.0,
+            0,
+        ),
+        Case {
+            name: "palette4-trns.png",
+            bytes: palette_png(w, h, 4, &pal4, Some(&trns4), &idx4),
+            rgb: pal4_rgb,
+            rgba: pal4_rgba,
+            mae: 0.0,
+            max: 0,
+        },
+        opaque(
+            "lossless.webp",
+            webp_lossless(&rgb, w, h, C::Rgb8),
+            &rgb,
+            0.0,
+            0,
+        ),
+        Case {
+            name: "lossless-alpha.webp",
+            bytes: webp_lossless(&rgba, w, h, C::Rgba8),
+            rgb: flattened,
+            rgba,
+            mae: 0.0,
+            max: 0,
+        },
+    ]
+}
+
+/// Every format and mode at its own size (decode exactness), then downscaled (against a box
+/// reference), then flat colours in every format, RGB and RGBA out.
+fn formats_round_trip() -> TestResult {
+    let (w, h) = (48u32, 32u32);
+    let t = TempDir::new("formats");
+    let cases = format_cases(w, h);
+    let files: Vec<PathBuf> = cases.iter().map(|c| t.write(c.name, &c.bytes)).collect();
+    ensure!(
+        is_progressive(&cases[2].bytes) && !is_progressive(&cases[1].bytes),
+        "the progressive case is not progressive"
+    );
+    let engine = engine(2)?;
+    let mut worst = BTreeMap::new();
+    for alpha in [Alpha::Flatten, Alpha::Keep] {
+        // At its own size the resize is an identity: what comes out is the decode.
+        let spec = ResizeSpec {
+            alpha,
+            ..ResizeSpec::new(w, h)
+        };
+        let (out, rows) = run_job(&engine, &files, &spec, None, &RunOptions::default())?;
+        ensure!(out.failed.is_empty(), "failures: {:?}", out.failed);
+        same_as_library(&files, &rows, &spec)?;
+        for (r, c) in cases.iter().enumerate() {
+            let got = rows.pixels[r].as_ref().unwrap();
+            let want = if alpha == Alpha::Keep {
+                &c.rgba
+            } else {
+                &c.rgb
+            };
+            let (m, x) = (mae(got, want), max_diff(got, want));
+            ensure!(
+                m <= c.mae && x <= c.max,
+                "{} ({alpha:?}): MAE {m:.2} max {x} (allowed {} / {})",
+                c.name,
+                c.mae,
+                c.max
+            );
+            ensure!(
+                rows.sources[r] == (w, h),
+                "{}: source {:?}",
+                c.name,
+                rows.sources[r]
+            );
+            let e = worst.entry(c.name).or_insert((0.0f64, 0u8));
+            *e = (e.0.max(m), e.1.max(x));
+        }
+        // Halved: against a 2x2 box average of the expected image (Lanczos on smooth content
+        // stays within a few levels of it).
+        let spec = ResizeSpec {
+            alpha,
+            ..ResizeSpec::new(w / 2, h / 2)
+        };
+        let (out, rows) = run_job(&engine, &files, &spec, None, &RunOptions::default())?;
+        ensure!(out.failed.is_empty(), "failures: {:?}", out.failed);
+        same_as_library(&files, &rows, &spec)?;
+        for (r, c) in cases.iter().enumerate() {
+            let got = rows.pixels[r].as_ref().unwrap();
+            let ch = spec.channels();
+            let want = box_down(if ch == 4 { &c.rgba } else { &c.rgb }, w, h, ch, 2);
+            // Palette images are not smooth: the box reference is only close on average.
+            let limit = if c.name.starts_with("palette") {
+                12.0
+            } else {
+                c.mae + 2.0
+            };
+            let m = mae(got, &want);
+            ensure!(
+                m <= limit,
+                "{} ({alpha:?}) halved: MAE {m:.2} > {limit}",
+                c.name
+            );
+        }
+    }
+    for (name, (m, x)) in &worst {
+        println!("  {name:<22} at own size: MAE {m:.2}, max diff {x}");
+    }
+    // Flat colours come back as that colour everywhere, down and up.
+    let colours: [[u8; 3]; 4] = [[255, 0, 0], [12, 200, 90], [128, 128, 128], [250, 250, 5]];
+    let t2 = TempDir::new("flat");
+    let mut files = Vec::new();
+    let mut want = Vec::new();
+    for (i, col) in colours.iter().enumerate() {
+        let px = flat(40, 30, col);
+        use image::ExtendedColorType as C;
+        let rgba: Vec<u8> = px
+            .chunks_exact(3)
+            .flat_map(|p| [p[0], p[1], p[2], 255])
+            .collect();
+        for (ext, bytes, tol) in [
+            ("jpg", jpeg(&px, 40, 30, 3, JPEG_444), 3u8),
+            ("png", png(&px, 40, 30, C::Rgb8), 0),
+            ("a.png", png(&rgba, 40, 30, C::Rgba8), 0),
+            ("webp", webp_lossless(&px, 40, 30, C::Rgb8), 0),
+        ] {
+            files.push(t2.write(&format!("flat{i}.{ext}"), &bytes));
+            want.push((*col, tol));
+        }
+    }
+    for (tw, th) in [(13, 7), (40, 30), (97, 61)] {
+        for filter in [
+            Filter::Lanczos3,
+            Filter::Bicubic,
+            Filter::Bilinear,
+            Filter::Nearest,
+        ] {
+            let spec = ResizeSpec {
+                filter,
+                ..ResizeSpec::new(tw, th)
+            };
+            let (out, rows) = run_job(&engine, &files, &spec, None, &RunOptions::default())?;
+            ensure!(out.failed.is_empty(), "failures: {:?}", out.failed);
+            for (r, (col, tol)) in want.iter().enumerate() {
+                let got = rows.pixels[r].as_ref().unwrap();
+                ensure!(
+                    got.chunks_exact(3).all(|p| near(p, col, *tol)),
+                    "{} at {tw}x{th} {filter:?}: not flat {col:?} (first {:?})",
+                    files[r].display(),
+                    &got[..3]
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `encode_image` writes what the jobs write: each format, RGB and RGBA, read back by other
+/// decoders (TurboJPEG, `image`) and by the engine itself.
+fn encode_image_round_trips() -> TestResult {
+    let (w, h) = (40u32, 28u32);
+    let rgb = gradient(w, h);
+    let rgba: Vec<u8> = rgb
+        .chunks_exact(3)
+        .enumerate()
+        .flat_map(|(i, p)| [p[0], p[1], p[2], (90 + i % 160) as u8])
+        .collect();
+    for alpha in [Alpha::Flatten, Alpha::Keep] {
+        let spec = ResizeSpec {
+            alpha,
+            ..ResizeSpec::new(w, h)
+        };
+        let c = spec.channels();
+        let px = if c == 4 { &rgba } else { &rgb };
+        for format in [
+            ImageFormat::Jpeg { quality: 95 },
+            ImageFormat::Png,
+            ImageFormat::WebP,
+        ] {
+            let bytes = encode_image(px, &spec, format).map_err(s)?;
+            let magic_ok = match format {
+                ImageFormat::Jpeg { .. } => bytes.starts_with(&[0xFF, 0xD8, 0xFF]),
+                ImageFormat::Png => bytes.starts_with(b"\x89PNG"),
+                ImageFormat::WebP => bytes.starts_with(b"RIFF") && &bytes[8..12] == b"WEBP",
+            };
+            ensure!(magic_ok, "{format:?}: not a {} file", format.extension());
+            let (got, gw, gh) = decode_bytes(&bytes, c)?;
+            ensure!((gw, gh) == (w, h), "{format:?} {alpha:?}: {gw}x{gh}");
+            let lossy = matches!(format, ImageFormat::Jpeg { .. });
+            if lossy {
+                // JPEG has no alpha: the colour channels survive, alpha reads back opaque.
+                let colour = |v: &[u8]| -> Vec<u8> {
+                    v.chunks_exact(c).flat_map(|p| p[..3].to_vec()).collect()
+                };
+                let m = mae(&colour(&got), &colour(px));
+                ensure!(m <= 1.5, "{format:?} {alpha:?}: MAE {m:.2}");
+            } else {
+                ensure!(&got == px, "{format:?} {alpha:?}: not lossless");
+            }
+            let (back, source) = resize_image(&bytes, &spec).map_err(s)?;
+            ensure!(source == (w, h), "{format:?}: source {source:?}");
+            if !lossy {
+                ensure!(&back == px, "{format:?} {alpha:?}: engine decode differs");
+            }
+        }
+    }
+    match encode_image(&rgb[..10], &ResizeSpec::new(w, h), ImageFormat::Png) {
+        Err(e) if e.to_string().contains("10 bytes given for a 40x28x3 image") => {}
+        other => return Err(format!("wrong length: {other:?}")),
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Fits, filters, shapes, alpha.
+
+fn fits_filters_and_shapes() -> TestResult {
+    let t = TempDir::new("fits");
+    use image::ExtendedColorType as C;
+    let (bw, bh) = (96u32, 32u32);
+    let band = bands(bw, bh);
+    let band_rgba: Vec<u8> = rgb_to_rgba(&band);
+    let grad = gradient(64, 48);
+    let files = vec![
+        t.write("bands.png", &png(&band, bw, bh, C::Rgb8)),
+        t.write("bands-rgba.png", &png(&band_rgba, bw, bh, C::Rgba8)),
+        t.write("grad.png", &png(&grad, 64, 48, C::Rgb8)),
+        t.write(
+            "tall.webp",
+            &webp_lossless(&hbands(24, 72), 24, 72, C::Rgb8),
+        ),
+    ];
+    let engine = engine(2)?;
+    let filters = [
+        Filter::Lanczos3,
+        Filter::Bicubic,
+        Filter::Bilinear,
+        Filter::Nearest,
+    ];
+    let mut jobs = 0;
+    for fit in [Fit::Exact, Fit::Contain, Fit::Cover] {
+        for filter in filters {
+            for alpha in [Alpha::Flatten, Alpha::Keep] {
+                for (tw, th) in [(32u32, 32u32), (17, 5), (1, 1), (150, 40)] {
+                    let spec = ResizeSpec {
+                        fit,
+                        filter,
+                        alpha,
+                        ..ResizeSpec::new(tw, th)
+                    };
+                    let (out, rows) =
+                        run_job(&engine, &files, &spec, None, &RunOptions::default())?;
+                    jobs += 1;
+                    ensure!(out.failed.is_empty(), "failures: {:?}", out.failed);
+                    same_as_library(&files, &rows, &spec)?;
+                    check_geometry(&rows, &spec)?;
+                }
+            }
+        }
+    }
+    // Filters against a smooth reference: a linear gradient is reproduced by every
+    // interpolating filter away from the borders.
+    let (gw, gh) = (64u32, 48u32);
+    for filter in filters {
+        let spec = ResizeSpec {
+            filter,
+            ..ResizeSpec::new(32, 24)
+        };
+        let (_, rows) = run_job(&engine, &files[2..3], &spec, None, &RunOptions::default())?;
+        let got = rows.pixels[0].as_ref().unwrap();
+        let want = box_down(&grad, gw, gh, 3, 2);
+        let m = mae(got, &want);
+        let limit = if filter == Filter::Nearest { 3.5 } else { 1.5 };
+        ensure!(m <= limit, "{filter:?} on a gradient: MAE {m:.2} > {limit}");
+    }
+    // Nearest picks source pixels only: halving 8x8 blocks of two colours gives those two
+    // colours and nothing between; the convolution filters blend at the block edges.
+    let checker: Vec<u8> = (0..20u32 * 20)
+        .flat_map(|i| {
+            let (x, y) = (i % 20, i / 20);
+            if (x / 5 + y / 5) % 2 == 0 {
+                [250u8, 10, 10]
+            } else {
+                [10, 10, 250]
+            }
+        })
+        .collect();
+    let files2 = vec![t.write("checker.png", &png(&checker, 20, 20, C::Rgb8))];
+    let mut blended = BTreeMap::new();
+    for filter in filters {
+        let spec = ResizeSpec {
+            filter,
+            ..ResizeSpec::new(14, 14)
+        };
+        let (_, rows) = run_job(&engine, &files2, &spec, None, &RunOptions::default())?;
+        let got = rows.pixels[0].as_ref().unwrap();
+        let mixed = got
+            .chunks_exact(3)
+            .filter(|p| *p != [250, 10, 10] && *p != [10, 10, 250])
+            .count();
+        blended.insert(format!("{filter:?}"), mixed);
+    }
+    ensure!(
+        blended["Nearest"] == 0,
+        "nearest made blended pixels: {blended:?}"
+    );
+    for f in ["Lanczos3", "Bicubic", "Bilinear"] {
+        ensure!(blended[f] > 0, "{f} made no blended pixel: {blended:?}");
+    }
+    println!(
+        "  {jobs} jobs over 3 fits x 4 filters x 2 alpha modes x 4 sizes; blended pixels on a checker: {blended:?}"
+    );
+    Ok(())
+}
+
+/// The geometry of each fit on the band images (rows 0, 1, 3) and the alpha channel.
+fn check_geometry(rows: &Rows, spec: &ResizeSpec) -> TestResult {
+    let (tw, th, c) = (spec.width, spec.height, spec.channels());
+    let ctx = format!(
+        "{:?} {:?} {:?} {tw}x{th}",
+        spec.fit, spec.filter, spec.alpha
+    );
+    let opaque = |p: &[u8]| c == 3 || p[3] == 255;
+    for r in [0usize, 1, 3] {
+        let px = rows.pixels[r].as_ref().unwrap();
+        let (sw, sh) = rows.sources[r];
+        let along_x = r != 3; // image 3 is a tall one with its bands along y
+        // Where the resampled source lies inside the target.
+        let (x0, y0, iw, ih) = match spec.fit {
+            Fit::Exact | Fit::Cover => (0, 0, tw, th),
+            Fit::Contain => {
+                let k = (f64::from(tw) / f64::from(sw)).min(f64::from(th) / f64::from(sh));
+                let iw = ((f64::from(sw) * k).round() as u32).clamp(1, tw);
+                let ih = ((f64::from(sh) * k).round() as u32).clamp(1, th);
+                ((tw - iw) / 2, (th - ih) / 2, iw, ih)
+            }
+        };
+        // Padding: black (RGB) or transparent (RGBA), exactly.
+        for y in 0..th {
+            for x in 0..tw {
+                let inside = x >= x0 && x < x0 + iw && y >= y0 && y < y0 + ih;
+                let p = at(px, tw, c, x, y);
+                if !inside {
+                    ensure!(
+                        p.iter().all(|&v| v == 0),
+                        "{ctx}: padding at {x},{y} is {p:?}"
+                    );
+                } else {
+                    ensure!(
+                        opaque(p),
+                        "{ctx}: opaque source lost alpha at {x},{y}: {p:?}"
+                    );
+                }
+            }
+        }
+        // Along the band axis, where each target pixel centre falls in the source (as a
+        // fraction of it); sampled wherever no filter can reach another band.
+        let (len_t, src_len, off, span) = if along_x {
+            (tw, sw, x0, iw)
+        } else {
+            (th, sh, y0, ih)
+        };
+        let k = match spec.fit {
+            Fit::Exact | Fit::Contain => f64::from(span) / f64::from(src_len),
+            Fit::Cover => (f64::from(tw) / f64::from(sw)).max(f64::from(th) / f64::from(sh)),
+        };
+        let scaled = f64::from(src_len) * k;
+        let crop = match spec.fit {
+            Fit::Cover => (scaled - f64::from(len_t)) / 2.0,
+            _ => 0.0,
+        };
+        let reach = 3.0 * k.max(1.0) + 1.5; // Lanczos3's support, in target pixels
+        let across = if along_x { y0 + ih / 2 } else { x0 + iw / 2 };
+        let mut sampled = 0;
+        for u in off..off + span {
+            let frac = (f64::from(u - off) + 0.5 + crop) / scaled;
+            let band = ((frac * 3.0).floor() as usize).min(2);
+            // Target pixels to the nearest band boundary (the image's own edges are none).
+            let to_boundary = [1.0, 2.0]
+                .iter()
+                .map(|b| (frac * 3.0 - b).abs() / 3.0 * scaled)
+                .fold(f64::INFINITY, f64::min);
+            if to_boundary < reach {
+                continue;
+            }
+            let (x, y) = if along_x { (u, across) } else { (across, u) };
+            let p = at(px, tw, c, x, y);
+            ensure!(
+                near(&p[..3], &BANDS[band], 6),
+                "{ctx}: image {r} at {x},{y} is {p:?}, want band {band} {:?}",
+                BANDS[band]
+            );
+            sampled += 1;
+        }
+        ensure!(
+            sampled > 0 || span < 24,
+            "{ctx}: image {r}: nothing sampled"
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. EXIF orientation.
+
+fn exif_orientation() -> TestResult {
+    let t = TempDir::new("exif");
+    let (w, h) = (64u32, 40u32);
+    // Quadrants with a gradient on top: asymmetric in every direction.
+    let base: Vec<u8> = quadrants(w, h)
+        .iter()
+        .zip(gradient(w, h))
+        .map(|(&q, g)| ((u16::from(q) * 3 + u16::from(g)) / 4) as u8)
+        .collect();
+    let raw = jpeg(&base, w, h, 3, JPEG_444);
+    let mut files = Vec::new();
+    let mut wants = Vec::new();
+    for o in [1u8, 3, 6, 8] {
+        files.push(t.write(&format!("o{o}.jpg"), &with_exif(&raw, o)));
+        wants.push((o, orient(&base, w, h, 3, o)));
+    }
+    files.push(t.write("o6.png", &png_with_exif(&base, w, h, 6)));
+    wants.push((6, orient(&base, w, h, 3, 6)));
+    let engine = engine(2)?;
+    // At display size (one spec per display shape).
+    for (r, (o, (want, dw, dh))) in wants.iter().enumerate() {
+        let spec = ResizeSpec::new(*dw, *dh);
+        let (out, rows) = run_job(
+            &engine,
+            &files[r..r + 1],
+            &spec,
+            None,
+            &RunOptions::default(),
+        )?;
+        ensure!(out.failed.is_empty(), "failures: {:?}", out.failed);
+        ensure!(
+            rows.sources[0] == (*dw, *dh),
+            "{}: source reported as {:?}, display size is {dw}x{dh}",
+            files[r].display(),
+            rows.sources[0]
+        );
+        let got = rows.pixels[0].as_ref().unwrap();
+        let m = mae(got, want);
+        ensure!(
+            m <= 2.0,
+            "{} (orientation {o}): MAE {m:.2} against the source rotated here",
+            files[r].display()
+        );
+        // The quadrant colours, each where the rotation puts it.
+        let quads = orient(&quadrants(w, h), w, h, 3, *o).0;
+        for (x, y) in [(dw / 4, dh / 4), (3 * dw / 4, dh / 4), (dw / 4, 3 * dh / 4)] {
+            let (g, q) = (at(got, *dw, 3, x, y), at(&quads, *dw, 3, x, y));
+            let closest = QUAD
+                .iter()
+                .min_by_key(|c| {
+                    c.iter()
+                        .zip(g)
+                        .map(|(a, b)| u32::from(a.abs_diff(*b)))
+                        .sum::<u32>()
+                })
+                .unwrap();
+            ensure!(
+                closest == q,
+                "{} (orientation {o}): the quadrant at {x},{y} is the wrong one",
+                files[r].display()
+            );
+        }
+        same_as_library(&files[r..r + 1], &rows, &spec)?;
+    }
+    // With the reduced DCT decode: a 256x160 source shown as 160x256 (orientation 6), to 40x64
+    // with 1x oversampling: decoded at 1/4 in stored orientation, then rotated.
+    let (bw, bh) = (256u32, 160u32);
+    let big = gradient(bw, bh)
+        .iter()
+        .zip(quadrants(bw, bh))
+        .map(|(&g, q)| ((u16::from(q) * 3 + u16::from(g)) / 4) as u8)
+        .collect::<Vec<u8>>();
+    let f = vec![t.write(
+        "big-o6.jpg",
+        &with_exif(&jpeg(&big, bw, bh, 3, JPEG_444), 6),
+    )];
+    let (rot, dw, dh) = orient(&big, bw, bh, 3, 6);
+    let spec = ResizeSpec {
+        min_oversample: 1.0,
+        ..ResizeSpec::new(dw / 4, dh / 4)
+    };
+    let (_, rows) = run_job(&engine, &f, &spec, None, &RunOptions::default())?;
+    ensure!(
+        rows.sources[0] == (dw, dh),
+        "source {:?}, want {dw}x{dh}",
+        rows.sources[0]
+    );
+    let got = rows.pixels[0].as_ref().unwrap();
+    let want = box_down(&rot, dw, dh, 3, 4);
+    let m = mae(got, &want);
+    ensure!(m <= 3.0, "reduced decode + orientation 6: MAE {m:.2}");
+    println!(
+        "  orientations 1, 3, 6, 8 (JPEG) and 6 (PNG eXIf) match the source rotated here; reduced decode + 6: MAE {m:.2}"
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Quality guard: the job's reduced JPEG decode against a full decode, on photo-like images.
+
+fn quality_guard_psnr() -> TestResult {
+    let t = TempDir::new("psnr");
+    let (w, h) = (3000u32, 2000u32);
+    let t0 = Instant::now();
+    // Two photos from one noise field (generating it is the slow part of a debug build): the
+    // second mirrored, with other shapes, progressive and 4:4:4.
+    let first = texture(w, h, 1);
+    let mut second: Vec<u8> = first
+        .chunks_exact(w as usize * 3)
+        .flat_map(|row| row.chunks_exact(3).rev().flatten().copied())
+        .collect();
+    draw_shapes(&mut second, w, h, &mut Rng(77));
+    let files = vec![
+        t.write(
+            "photo1.jpg",
+            &jpeg(
+                &first,
+                w,
+                h,
+                3,
+                Jpeg {
+                    quality: 90,
+                    subsamp: turbojpeg::Subsamp::Sub2x2,
+                    progressive: false,
+                },
+            ),
+        ),
+        t.write(
+            "photo2.jpg",
+            &jpeg(
+                &second,
+                w,
+                h,
+                3,
+                Jpeg {
+                    quality: 85,
+                    subsamp: turbojpeg::Subsamp::None,
+                    progressive: true,
+                },
+            ),
+        ),
+    ];
+    drop((first, second));
+    let gen_s = t0.elapsed().as_secs_f64();
+    let engine = engine(2)?;
+    let mut figures = Vec::new();
+    let mut worst = f64::INFINITY;
+    // Targets chosen so the default 2x oversampling picks each DCT scale: 1/2, 1/4, 1/8.
+    for (tw, th, denom) in [(640u32, 427u32, 2u32), (320, 213, 4), (160, 107, 8)] {
+        let spec = ResizeSpec::new(tw, th);
+        let (out, rows) = run_job(&engine, &files, &spec, None, &RunOptions::default())?;
+        ensure!(out.failed.is_empty(), "failures: {:?}", out.failed);
+        let reference_spec = ResizeSpec {
+            min_oversample: 0.0,
+            ..spec.clone()
+        };
+        for (r, f) in files.iter().enumerate() {
+            let bytes = std::fs::read(f).map_err(s)?;
+            let (reference, _) = resize_image(&bytes, &reference_spec).map_err(s)?;
+            let got = rows.pixels[r].as_ref().unwrap();
+            let p = psnr(got, &reference);
+            worst = worst.min(p);
+            figures.push(format!("{tw}x{th} (1/{denom}) photo{}: {p:.1} dB", r + 1));
+            ensure!(
+                p >= 40.0,
+                "{} at {tw}x{th}: PSNR {p:.1} dB of the reduced decode against a full decode, under 40",
+                f.display()
+            );
+            ensure!(
+                got != &reference,
+                "{tw}x{th}: identical to the full decode: was the reduced decode used?"
+            );
+        }
+    }
+    // The reference path is the plain full decode: TurboJPEG at scale 1, then the resize (on a
+    // smaller image: PNG in a debug build is slow).
+    let (sw, sh) = (600u32, 400u32);
+    let small = jpeg(&texture(sw, sh, 3), sw, sh, 3, JPEG_444);
+    let full = turbojpeg::decompress(&small, turbojpeg::PixelFormat::RGB).map_err(s)?;
+    let as_png = png(&full.pixels, sw, sh, image::ExtendedColorType::Rgb8);
+    let spec = ResizeSpec {
+        min_oversample: 0.0,
+        ..ResizeSpec::new(75, 50)
+    };
+    ensure!(
+        resize_image(&as_png, &spec).map_err(s)?.0 == resize_image(&small, &spec).map_err(s)?.0,
+        "min_oversample 0 is not a full decode"
+    );
+    println!(
+        "  figures: PSNR of the job (reduced DCT decode + Lanczos) against full decode + Lanczos, \
+         3000x2000 photo-like JPEGs: {}; min {worst:.1} dB (images made in {gen_s:.1} s)",
+        figures.join(", ")
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Bad inputs fail alone.
+
+fn bad_inputs_fail_alone() -> TestResult {
+    let t = TempDir::new("bad");
+    use image::ExtendedColorType as C;
+    let good_px = gradient(40, 30);
+    let good_jpg = jpeg(&good_px, 40, 30, 3, JPEG_444);
+    let good_png = png(&good_px, 40, 30, C::Rgb8);
+    let good_webp = webp_lossless(&good_px, 40, 30, C::Rgb8);
+    let mut corrupt_png = good_png.clone();
+    let mid = corrupt_png.len() / 2;
+    for b in &mut corrupt_png[mid..mid + 16] {
+        *b ^= 0x5A;
+    }
+    // A JPEG whose frame header is garbage.
+    let mut corrupt_jpg = good_jpg.clone();
+    let sof = corrupt_jpg
+        .windows(2)
+        .position(|m| m == [0xFF, 0xC0])
+        .ok_or("no SOF0")?;
+    for b in &mut corrupt_jpg[sof + 2..sof + 12] {
+        *b = 0xEE;
+    }
+    let gif = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;".to_vec();
+    let mut bmp = b"BM".to_vec();
+    bmp.extend_from_slice(&[
+        0x3A, 0, 0, 0, 0, 0, 0, 0, 0x36, 0, 0, 0, 40, 0, 0, 0, 1, 0, 0, 0,
+    ]);
+    bmp.extend_from_slice(&[1, 0, 0, 0, 1, 0, 24, 0, 0, 0, 0, 0, 4, 0, 0, 0]);
+    bmp.extend_from_slice(&[0; 16]);
+    bmp.extend_from_slice(&[0, 0, 255, 0]);
+    let huge = png(&gradient(200, 150), 200, 150, C::Rgb8); // 30000 pixels > the limit below
+    let inputs: Vec<(&str, Vec<u8>, Option<&str>)> = vec![
+        ("a-good.jpg", good_jpg.clone(), None),
+        (
+            "b-corrupt.jpg",
+            corrupt_jpg,
+            Some("corrupt or truncated JPEG"),
+        ),
+        ("c-good.png", good_png.clone(), None),
+        (
+            "d-corrupt.png",
+            corrupt_png,
+            Some("corrupt or truncated PNG"),
+        ),
+        (
+            "e-truncated.jpg",
+            good_jpg[..good_jpg.len() / 2].to_vec(),
+            Some("corrupt or truncated JPEG"),
+        ),
+        (
+            "f-truncated.png",
+            good_png[..good_png.len() / 2].to_vec(),
+            Some("corrupt or truncated PNG"),
+        ),
+        (
+            "g-truncated.webp",
+            good_webp[..good_webp.len() / 2].to_vec(),
+            Some("corrupt or truncated WebP"),
+        ),
+        ("h-empty.jpg", Vec::new(), Some("empty file")),
+        (
+            "i-notes.txt",
+            b"these are not the pixels you are looking for\n".to_vec(),
+            Some("not an image"),
+        ),
+        ("j-anim.gif", gif, Some("unsupported format: GIF")),
+        ("k-pic.bmp", bmp, Some("unsupported format: BMP")),
+        ("l-huge.png", huge, Some("exceeds the limit of 20000")),
+        ("m-good.webp", good_webp, None),
+        (
+            "n-huge.jpg",
+            jpeg(&gradient(200, 150), 200, 150, 3, JPEG_444),
+            Some("exceeds the limit"),
+        ),
+    ];
+    let files: Vec<PathBuf> = inputs.iter().map(|(n, b, _)| t.write(n, b)).collect();
+    let engine = engine(2)?;
+    let spec = ResizeSpec {
+        max_pixels: 20_000,
+        ..ResizeSpec::new(20, 15)
+    };
+    let outdir = t.path("out");
+    let enc = EncodeSpec {
+        dir: outdir.clone(),
+        format: ImageFormat::Png,
+        strip_prefix: Some(t.0.clone()),
+    };
+    let (out, rows) = run_job(&engine, &files, &spec, Some(&enc), &RunOptions::default())?;
+    let expected_failures: Vec<usize> = inputs
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.2.is_some())
+        .map(|(r, _)| r)
+        .collect();
+    let got_failures: Vec<usize> = out.failed.iter().map(|f| f.row).collect();
+    ensure!(
+        got_failures == expected_failures,
+        "failed rows {got_failures:?}, want {expected_failures:?}: {:?}",
+        out.failed
+    );
+    for f in &out.failed {
+        let want = inputs[f.row].2.unwrap();
+        ensure!(
+            f.error.contains(want),
+            "{}: error {:?} does not say {want:?}",
+            f.path,
+            f.error
+        );
+        println!("  {:<18} {}", inputs[f.row].0, f.error);
+    }
+    // The good ones are done, and right.
+    let reference = box_down(&good_px, 40, 30, 3, 2);
+    for (r, (name, _, fail)) in inputs.iter().enumerate() {
+        if fail.is_some() {
+            continue;
+        }
+        let got = rows.pixels[r].as_ref().unwrap();
+        ensure!(mae(got, &reference) < 3.0, "{name}: wrong pixels");
+        ensure!(
+            rows.sources[r] == (40, 30),
+            "{name}: source {:?}",
+            rows.sources[r]
+        );
+    }
+    // Files only for the good ones.
+    let written = files_below(&outdir);
+    ensure!(
+        written
+            == [
+                "a-good.png",
+                "c-good.png",
+                "m-good.webp".replace(".webp", ".png").as_str()
+            ],
+        "output files: {written:?}"
+    );
+    // One corrupt JPEG header must not fail the JPEGs after it in the same worker, in this
+    // job or the next (TurboJPEG's handle repeated the error for every later image).
+    let one = Engine::builder().workers(1).build().map_err(s)?;
+    let seq = vec![
+        files[1].clone(),
+        files[0].clone(),
+        files[13].clone(),
+        files[0].clone(),
+    ];
+    let opts = RunOptions {
+        chunk_rows: Some(1),
+        ..Default::default()
+    };
+    let (out, _) = run_job(&one, &seq, &spec, None, &opts)?;
+    let rows: Vec<usize> = out.failed.iter().map(|f| f.row).collect();
+    ensure!(
+        rows == [0, 2] && out.failed[1].error.contains("exceeds the limit"),
+        "after a corrupt JPEG the same worker failed: {:?}",
+        out.failed
+    );
+    let (out, _) = run_job(&one, &files[..1], &spec, None, &opts)?;
+    ensure!(out.failed.is_empty(), "next job: {:?}", out.failed);
+    drop(one);
+    // An input path that cannot be read is a failure of its own, not of the job.
+    let mut with_missing = files[..1].to_vec();
+    with_missing.push(t.path("no-such-file.jpg"));
+    let (out, _) = run_job(&engine, &with_missing, &spec, None, &RunOptions::default())?;
+    ensure!(
+        out.failed.len() == 1
+            && out.failed[0].row == 1
+            && out.failed[0].error.contains("cannot read"),
+        "missing file: {:?}",
+        out.failed
+    );
+    // All bad: every row null, the job itself fine.
+    let all_bad: Vec<PathBuf> = expected_failures
+        .iter()
+        .map(|&r| files[r].clone())
+        .collect();
+    let (out, _) = run_job(&engine, &all_bad, &spec, None, &RunOptions::default())?;
+    ensure!(
+        out.failed.len() == all_bad.len(),
+        "all bad: {:?}",
+        out.failed
+    );
+    // No images at all.
+    let (out, rows) = run_job(&engine, &[], &spec, None, &RunOptions::default())?;
+    ensure!(out.images() == 0 && rows.pixels.is_empty(), "empty job");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Workers killed mid-batch.
+
+fn kill_later(pids: &[u32], delay_ms: u64) -> std::process::Child {
+    let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+    // A separate process, not a thread: the coordinator must stay single-threaded to fork
+    // replacements.
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "sleep {}; kill -9 {}",
+            delay_ms as f64 / 1000.0,
+            list.join(" ")
+        ))
+        .spawn()
+        .expect("sh")
+}
+
+/// What a batch with files must look like after any number of worker deaths: the same pixels
+/// and file bytes as an unkilled run, every file once, no temporary file.
+fn same_batch(
+    what: &str,
+    want: (&Rows, &Path),
+    got: (&Rows, &Path),
+    expected_files: &[String],
+) -> TestResult {
+    ensure!(
+        want.0.pixels == got.0.pixels && want.0.sources == got.0.sources,
+        "{what}: pixels differ from the unkilled run"
+    );
+    let listed = files_below(got.1);
+    ensure!(
+        listed == expected_files,
+        "{what}: output files {listed:?}, want {expected_files:?}"
+    );
+    for f in expected_files {
+        let (a, b) = (
+            std::fs::read(want.1.join(f)).map_err(s)?,
+            std::fs::read(got.1.join(f)).map_err(s)?,
+        );
+        ensure!(a == b, "{what}: {f} differs from the unkilled run's");
+    }
+    let tmp = temp_files(got.1);
+    ensure!(tmp.is_empty(), "{what}: temporary files left: {tmp:?}");
+    Ok(())
+}
+
+fn worker_killed_mid_batch() -> TestResult {
+    let t = TempDir::new("kill");
+    use image::ExtendedColorType as C;
+    let n = 48;
+    let mut files = Vec::new();
+    let mut expected_files = Vec::new();
+    for i in 0..n {
+        let (w, h) = (120 + (i % 5) * 16, 90 + (i % 3) * 8);
+        let px = texture(w, h, u64::from(i) + 10);
+        let (name, bytes) = match i % 3 {
+            0 => (
+                format!("img{i:02}.jpg"),
+                encode_image(
+                    &px,
+                    &ResizeSpec::new(w, h),
+                    ImageFormat::Jpeg { quality: 92 },
+                )
+                .map_err(s)?,
+            ),
+            1 => (format!("sub/img{i:02}.png"), png(&px, w, h, C::Rgb8)),
+            _ => (format!("img{i:02}.webp"), webp_lossless(&px, w, h, C::Rgb8)),
+        };
+        files.push(t.write(&format!("in/{name}"), &bytes));
+        expected_files.push(Path::new(&name).with_extension("png").display().to_string());
+    }
+    expected_files.sort();
+    let spec = ResizeSpec::new(96, 64);
+    let enc = |d: &str| EncodeSpec {
+        dir: t.path(d),
+        format: ImageFormat::Png,
+        strip_prefix: Some(t.path("in")),
+    };
+    let engine = engine(2)?;
+    let (base_out, base) = run_job(
+        &engine,
+        &files,
+        &spec,
+        Some(&enc("base")),
+        &RunOptions::default(),
+    )?;
+    ensure!(
+        base_out.failed.is_empty(),
+        "failures: {:?}",
+        base_out.failed
+    );
+    same_as_library(&files, &base, &spec)?;
+    let base_dir = t.path("base");
+    ensure!(
+        files_below(&base_dir) == expected_files,
+        "unkilled run wrote {:?}",
+        files_below(&base_dir)
+    );
+    // The test hook: worker 0 dies after its third image, after writing it but before
+    // counting it (the image is redone or skipped, never lost).
+    let opts = RunOptions {
+        chunk_rows: Some(1),
+        test_kill_worker_after_chunks: Some((0, 3)),
+        ..Default::default()
+    };
+    let (out, rows) = run_job(&engine, &files, &spec, Some(&enc("hook")), &opts)?;
+    ensure!(out.failed.is_empty(), "failures: {:?}", out.failed);
+    ensure!(
+        out.stats.worker_deaths >= 1,
+        "hook: no worker death seen ({:?})",
+        out.stats
+    );
+    same_batch(
+        "hook",
+        (&base, &base_dir),
+        (&rows, &t.path("hook")),
+        &expected_files,
+    )?;
+    // External SIGKILLs at random moments of running jobs (one or both workers).
+    let seed = u64::from(nanos()) | 1;
+    let mut rng = Rng(seed);
+    let job_ms = (base_out.stats.seconds * 1e3).max(20.0) as u64;
+    let (mut kills, mut deaths) = (0usize, 0usize);
+    for round in 0..4 {
+        let pids = engine.worker_pids();
+        let victims = &pids[..1 + rng.below(2) as usize];
+        let delay = 1 + rng.below(job_ms * 3 / 4);
+        let mut killer = kill_later(victims, delay);
+        let dir = format!("ext{round}");
+        let opts = RunOptions {
+            chunk_rows: Some(1),
+            ..Default::default()
+        };
+        let r = run_job(&engine, &files, &spec, Some(&enc(&dir)), &opts);
+        killer.wait().ok();
+        let (out, rows) = r.map_err(|e| format!("round {round} (seed {seed}): {e}"))?;
+        ensure!(
+            out.failed.is_empty(),
+            "round {round}: failures: {:?}",
+            out.failed
+        );
+        kills += victims.len();
+        deaths += out.stats.worker_deaths;
+        same_batch(
+            &format!("round {round} (seed {seed}, kill after {delay} ms)"),
+            (&base, &base_dir),
+            (&rows, &t.path(&dir)),
+            &expected_files,
+        )?;
+    }
+    ensure!(
+        deaths >= 1,
+        "no external kill landed inside a job (job {job_ms} ms, seed {seed})"
+    );
+    println!(
+        "  figures: {n} images; hook: {} death(s); external: {kills} SIGKILLs sent in 4 jobs \
+         (~{job_ms} ms each), {deaths} deaths seen; all pixels and files identical, no temp file",
+        out.stats.worker_deaths
+    );
+    Ok(())
+}
+
+/// A worker that dies while writing an output file (between creating its temporary file and
+/// renaming it) leaves no temporary file: the image is redone by the replacement, which
+/// writes and renames the same temporary name. The death is real and deterministic: the
+/// worker's file size limit is lowered under it (`prlimit`), so its first write past 1 KiB
+/// raises SIGXFSZ.
+fn worker_dies_mid_write() -> TestResult {
+    if Command::new("prlimit").arg("--version").output().is_err() {
+        println!("  skipped: needs prlimit (util-linux)");
+        return Ok(());
+    }
+    let t = TempDir::new("midwrite");
+    use image::ExtendedColorType as C;
+    let files: Vec<PathBuf> = (0..6u32)
+        .map(|i| {
+            let px = texture(96, 64, u64::from(i) + 100);
+            t.write(&format!("in/p{i}.png"), &png(&px, 96, 64, C::Rgb8))
+        })
+        .collect();
+    let spec = ResizeSpec::new(96, 64); // PNG outputs of 3 to 5 KB: past the 1 KiB limit
+    let enc = |d: &str| EncodeSpec {
+        dir: t.path(d),
+        format: ImageFormat::Png,
+        strip_prefix: Some(t.path("in")),
+    };
+    let engine = engine(1)?;
+    let (_, base) = run_job(
+        &engine,
+        &files,
+        &spec,
+        Some(&enc("base")),
+        &RunOptions::default(),
+    )?;
+    let victim = engine.worker_pids()[0];
+    let o = Command::new("prlimit")
+        .arg(format!("--pid={victim}"))
+        .args(["--fsize=1024:1024", "--core=0:0"])
+        .output()
+        .map_err(s)?;
+    ensure!(
+        o.status.success(),
+        "prlimit: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let (out, rows) = run_job(
+        &engine,
+        &files,
+        &spec,
+        Some(&enc("limited")),
+        &RunOptions::default(),
+    )?;
+    ensure!(out.failed.is_empty(), "failures: {:?}", out.failed);
+    let deaths = engine.worker_deaths();
+    ensure!(
+        out.stats.worker_deaths == 1
+            && deaths
+                .iter()
+                .any(|d| d.pid == victim && d.how.contains("SIGXFSZ")),
+        "expected the limited worker to die of SIGXFSZ: {deaths:?}"
+    );
+    let expected: Vec<String> = (0..6).map(|i| format!("p{i}.png")).collect();
+    same_batch(
+        "mid-write death",
+        (&base, &t.path("base")),
+        (&rows, &t.path("limited")),
+        &expected,
+    )?;
+    println!(
+        "  figures: worker {victim} killed by SIGXFSZ inside its first write; 6 images done by its replacement, no temporary file"
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. The tensor frame as an Arrow file, and nothing left behind.
+
+fn tensor_frame_is_an_arrow_file() -> TestResult {
+    let before = our_segments();
+    let t = TempDir::new("arrow");
+    use image::ExtendedColorType as C;
+    let files = vec![
+        t.write("a.png", &png(&gradient(30, 20), 30, 20, C::Rgb8)),
+        t.write(
+            "b.jpg",
+            &jpeg(&flat(20, 30, &[200, 100, 50]), 20, 30, 3, JPEG_444),
+        ),
+        t.write("c.txt", b"not an image"),
+    ];
+    let spec = ResizeSpec {
+        alpha: Alpha::Keep,
+        ..ResizeSpec::new(12, 8)
+    };
+    let arrow_path = t.path("tensor.arrow");
+    let seg_path;
+    {
+        let engine = engine(2)?;
+        let (out, rows) = run_job(&engine, &files, &spec, None, &RunOptions::default())?;
+        seg_path = out.frame.path().to_path_buf();
+        ensure!(
+            seg_path.exists() && seg_path.starts_with("/dev/shm"),
+            "the output frame is not a /dev/shm segment: {}",
+            seg_path.display()
+        );
+        // The segment is an Arrow IPC file byte for byte: copy it and map the copy.
+        std::fs::copy(&seg_path, &arrow_path).map_err(s)?;
+        let mapped = SharedFrame::map_arrow_file(&arrow_path).map_err(s)?;
+        ensure!(
+            tensor_shape(&mapped)? == [8, 12, 4],
+            "shape {:?}",
+            tensor_shape(&mapped)?
+        );
+        // Read with arrow's own reader as well, independent of shmframe's zero-copy path.
+        let reader = arrow_ipc::reader::FileReader::try_new(
+            std::fs::File::open(&arrow_path).map_err(s)?,
+            None,
+        )
+        .map_err(s)?;
+        let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(s)?;
+        ensure!(batches.len() == 1, "{} batches", batches.len());
+        let b = &batches[0];
+        let field = b.schema().field_with_name("image").map_err(s)?.clone();
+        ensure!(
+            field
+                .metadata()
+                .get("ARROW:extension:name")
+                .map(String::as_str)
+                == Some("arrow.fixed_shape_tensor")
+                && field
+                    .metadata()
+                    .get("ARROW:extension:metadata")
+                    .map(String::as_str)
+                    == Some(r#"{"shape":[8,12,4]}"#),
+            "field metadata {:?}",
+            field.metadata()
+        );
+        ensure!(
+            matches!(field.data_type(), DataType::FixedSizeList(item, 384) if item.data_type() == &DataType::UInt8),
+            "type {}",
+            field.data_type()
+        );
+        let col = b.column_by_name("image").unwrap();
+        ensure!(
+            col.null_count() == 1 && col.is_null(2),
+            "nulls in the file: {}",
+            col.null_count()
+        );
+        let list = col.as_any().downcast_ref::<FixedSizeListArray>().unwrap();
+        for r in 0..2 {
+            let v = list.value(r);
+            let v = v.as_any().downcast_ref::<UInt8Array>().unwrap();
+            ensure!(
+                Some(v.values().to_vec()) == rows.pixels[r],
+                "row {r} differs in the file"
+            );
+        }
+        // The flat image: every pixel (200, 100, 50, 255).
+        let flat_row = rows.pixels[1].as_ref().unwrap();
+        ensure!(
+            flat_row
+                .chunks_exact(4)
+                .all(|p| near(p, &[200, 100, 50, 255], 3)),
+            "flat row is {:?}",
+            &flat_row[..4]
+        );
+        drop(mapped);
+        drop(out);
+        ensure!(
+            !seg_path.exists(),
+            "the output segment outlived its frame: {}",
+            seg_path.display()
+        );
+    }
+    let after = our_segments();
+    ensure!(
+        after == before,
+        "segments before {before:?}, after {after:?}"
+    );
+    ensure!(
+        temp_files(&t.0).is_empty(),
+        "temp files: {:?}",
+        temp_files(&t.0)
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. resize_frame on a frame built from record batches.
+
+fn resize_frame_from_batches() -> TestResult {
+    let t = TempDir::new("frame");
+    use image::ExtendedColorType as C;
+    let imgs: Vec<(String, Vec<u8>)> = (0..7)
+        .map(|i| {
+            let px = flat(24, 16, &[i * 30, 255 - i * 30, 77]);
+            let bytes = match i % 3 {
+                0 => png(&px, 24, 16, C::Rgb8),
+                1 => jpeg(&px, 24, 16, 3, JPEG_444),
+                _ => webp_lossless(&px, 24, 16, C::Rgb8),
+            };
+            (format!("pics/p{i}.x"), bytes)
+        })
+        .collect();
+    let mut bad = imgs.clone();
+    bad[4].1 = b"garbage".to_vec();
+    let batch = |range: std::ops::Range<usize>, large: bool| -> RecordBatch {
+        let names = StringArray::from_iter_values(bad[range.clone()].iter().map(|(n, _)| n));
+        let bytes: ArrayRef = if large {
+            Arc::new(LargeBinaryArray::from_iter_values(
+                bad[range].iter().map(|(_, b)| b.as_slice()),
+            ))
+        } else {
+            Arc::new(BinaryArray::from_iter_values(
+                bad[range].iter().map(|(_, b)| b.as_slice()),
+            ))
+        };
+        RecordBatch::try_from_iter([("name", Arc::new(names) as ArrayRef), ("data", bytes)])
+            .unwrap()
+    };
+    let engine = engine(2)?;
+    let spec = ResizeSpec::new(12, 8);
+    for large in [false, true] {
+        // Three batches, concatenated into one frame.
+        let frame = engine
+            .frame_from_batches(&[batch(0..3, large), batch(3..5, large), batch(5..7, large)])
+            .map_err(s)?;
+        let enc = EncodeSpec {
+            dir: t.path(&format!("out-{large}")),
+            format: ImageFormat::WebP,
+            strip_prefix: Some("pics".into()),
+        };
+        let out = engine
+            .resize_frame(
+                &frame,
+                "data",
+                Some("name"),
+                &spec,
+                Some(&enc),
+                &RunOptions::default(),
+            )
+            .map_err(s)?;
+        let rows = rows_of(&out, &spec)?;
+        ensure!(
+            out.failed.len() == 1 && out.failed[0].row == 4 && out.failed[0].path == "pics/p4.x",
+            "failures {:?}",
+            out.failed
+        );
+        ensure!(
+            out.frame.column("image").map_err(s)?.null_count() == 1,
+            "null count"
+        );
+        for (r, (name, bytes)) in imgs.iter().enumerate() {
+            if r == 4 {
+                ensure!(rows.pixels[r].is_none(), "row 4 not null");
+                continue;
+            }
+            let (want, _) = resize_image(bytes, &spec).map_err(s)?;
+            ensure!(
+                rows.pixels[r].as_ref() == Some(&want),
+                "{name}: pixels differ"
+            );
+        }
+        ensure!(
+            rows.paths.as_deref()
+                == Some(&imgs.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()[..]),
+            "paths {:?}",
+            rows.paths
+        );
+        let listed = files_below(&enc.dir);
+        let want: Vec<String> = [0, 1, 2, 3, 5, 6]
+            .iter()
+            .map(|i| format!("p{i}.webp"))
+            .collect();
+        ensure!(listed == want, "files {listed:?}");
+        // Written files decode to what the frame holds.
+        let (px, w, h) = decode_file(&enc.dir.join("p0.webp"), 3)?;
+        ensure!(
+            (w, h) == (12, 8) && Some(&px) == rows.pixels[0].as_ref(),
+            "p0.webp differs from the tensor"
+        );
+    }
+    // Without a path column: failures are named by row, files by row number.
+    let frame = engine
+        .frame_from_batches(&[batch(0..7, false)])
+        .map_err(s)?;
+    let enc = EncodeSpec {
+        dir: t.path("by-row"),
+        format: ImageFormat::Jpeg { quality: 80 },
+        strip_prefix: None,
+    };
+    let out = engine
+        .resize_frame(
+            &frame,
+            "data",
+            None,
+            &spec,
+            Some(&enc),
+            &RunOptions::default(),
+        )
+        .map_err(s)?;
+    ensure!(
+        out.failed.len() == 1 && out.failed[0].path == "row 4",
+        "failures {:?}",
+        out.failed
+    );
+    ensure!(
+        out.frame.column("path").is_err(),
+        "a path column without paths"
+    );
+    let listed = files_below(&enc.dir);
+    ensure!(
+        listed
+            == [
+                "00000000.jpg",
+                "00000001.jpg",
+                "00000002.jpg",
+                "00000003.jpg",
+                "00000005.jpg",
+                "00000006.jpg"
+            ],
+        "files {listed:?}"
+    );
+    // Wrong column types are errors of the call, with the reason.
+    match engine.resize_frame(&frame, "name", None, &spec, None, &RunOptions::default()) {
+        Err(EngineError::Input { reason, .. }) if reason.contains("Binary") => {}
+        other => {
+            return Err(format!(
+                "a Utf8 bytes column: {:?}",
+                other.map(|o| o.failed)
+            ));
+        }
+    }
+    match engine.resize_frame(
+        &frame,
+        "data",
+        Some("data"),
+        &spec,
+        None,
+        &RunOptions::default(),
+    ) {
+        Err(EngineError::Input { .. }) => {}
+        other => {
+            return Err(format!(
+                "a binary path column: {:?}",
+                other.map(|o| o.failed)
+            ));
+        }
+    }
+    match engine.resize_frame(&frame, "nope", None, &spec, None, &RunOptions::default()) {
+        Err(EngineError::NoColumn { .. }) => {}
+        other => return Err(format!("a missing column: {:?}", other.map(|o| o.failed))),
+    }
+    match engine.resize_frame(
+        &frame,
+        "data",
+        None,
+        &ResizeSpec::new(0, 5),
+        None,
+        &RunOptions::default(),
+    ) {
+        Err(EngineError::Input { what, .. }) if what == "size" => {}
+        other => return Err(format!("size 0x5: {:?}", other.map(|o| o.failed))),
+    }
+    // Two inputs that would write the same file are refused before any work.
+    let dup = RecordBatch::try_from_iter([
+        (
+            "name",
+            Arc::new(StringArray::from(vec!["a/x.png", "b/x.jpg"])) as ArrayRef,
+        ),
+        (
+            "data",
+            Arc::new(BinaryArray::from_iter_values([&imgs[0].1, &imgs[1].1])) as ArrayRef,
+        ),
+    ])
+    .unwrap();
+    let frame = engine.frame_from_batches(&[dup]).map_err(s)?;
+    let enc = EncodeSpec {
+        dir: t.path("dup"),
+        format: ImageFormat::Png,
+        strip_prefix: None,
+    };
+    match engine.resize_frame(
+        &frame,
+        "data",
+        Some("name"),
+        &spec,
+        Some(&enc),
+        &RunOptions::default(),
+    ) {
+        Err(EngineError::Input { reason, .. }) if reason.contains("both would be written") => {}
+        other => return Err(format!("colliding outputs: {:?}", other.map(|o| o.failed))),
+    }
+    ensure!(
+        !t.path("dup").exists() || files_below(&t.path("dup")).is_empty(),
+        "dup wrote files"
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. pyarrow reads the tensor file and the live segment.
+
+fn pyarrow_reads_tensor() -> TestResult {
+    let py = match std::env::var("SHMFRAME_PYTHON") {
+        Ok(p) if !p.is_empty() => p,
+        _ => {
+            println!(
+                "  skipped: set SHMFRAME_PYTHON to a python with numpy, pyarrow and pytest (bash .ci/run does)"
+            );
+            return Ok(());
+        }
+    };
+    let imports = Command::new(&py)
+        .args(["-c", "import numpy, pyarrow, pytest"])
+        .output()
+        .map_err(|e| format!("cannot run {py}: {e}"))?;
+    if !imports.status.success() {
+        println!("  skipped: {py} cannot import numpy, pyarrow and pytest");
+        return Ok(());
+    }
+    let t = TempDir::new("pyarrow");
+    use image::ExtendedColorType as C;
+    let flat_colour = [30u8, 160, 220];
+    t.write("in/0-grad.png", &png(&gradient(40, 30), 40, 30, C::Rgb8));
+    t.write(
+        "in/1-flat.png",
+        &png(&flat(25, 25, &flat_colour), 25, 25, C::Rgb8),
+    );
+    t.write(
+        "in/2-photo.jpg",
+        &jpeg(&texture(64, 48, 5), 64, 48, 3, JPEG_444),
+    );
+    t.write(
+        "in/3-broken.jpg",
+        b"\xff\xd8\xff\xe0 and then nothing useful",
+    );
+    t.write(
+        "in/4-alpha.webp",
+        &webp_lossless(&rgb_to_rgba(&gradient(30, 30)), 30, 30, C::Rgba8),
+    );
+    let files = list_image_files(&t.path("in"), false).map_err(s)?;
+    let (tw, th) = (20u32, 14u32);
+    let spec = ResizeSpec {
+        fit: Fit::Contain,
+        ..ResizeSpec::new(tw, th)
+    };
+    let engine = engine(2)?;
+    let (out, rows) = run_job(&engine, &files, &spec, None, &RunOptions::default())?;
+    ensure!(
+        out.failed.iter().map(|f| f.row).collect::<Vec<_>>() == [3],
+        "failures {:?}",
+        out.failed
+    );
+    // What Rust produced, for python to compare: every row (nulls as zeros).
+    let mut all = Vec::new();
+    for p in &rows.pixels {
+        all.extend_from_slice(p.as_deref().unwrap_or(&vec![0u8; spec.image_bytes()]));
+    }
+    let npy = t.path("expected.npy");
+    // shmframe's .npy writer does 2-D: [images, H*W*C]; python reshapes with "shape".
+    shmframe::npy::write_npy_typed(&npy, &[files.len(), spec.image_bytes()], &all).map_err(s)?;
+    // The same images through the command, with --tensor-out.
+    let tensor_file = t.path("tensor.arrow");
+    let o = Command::new(BIN)
+        .arg("resize")
+        .arg(t.path("in"))
+        .arg(t.path("out"))
+        .args([
+            "--size",
+            &format!("{tw}x{th}"),
+            "--fit",
+            "contain",
+            "--workers",
+            "2",
+            "--json",
+        ])
+        .arg("--tensor-out")
+        .arg(&tensor_file)
+        .output()
+        .map_err(s)?;
+    ensure!(
+        o.status.code() == Some(3) && tensor_file.exists(),
+        "shmframe resize: {} {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // A second frame with no failure: to_numpy_ndarray() is only defined without nulls.
+    let good: Vec<PathBuf> = files
+        .iter()
+        .filter(|f| !f.ends_with("3-broken.jpg"))
+        .cloned()
+        .collect();
+    let (good_out, good_rows) = run_job(&engine, &good, &spec, None, &RunOptions::default())?;
+    let mut good_all = Vec::new();
+    for p in &good_rows.pixels {
+        good_all.extend_from_slice(p.as_ref().unwrap());
+    }
+    let good_npy = t.path("expected_good.npy");
+    shmframe::npy::write_npy_typed(&good_npy, &[good.len(), spec.image_bytes()], &good_all)
+        .map_err(s)?;
+    let expected = serde_json::json!({
+        "shape": [th, tw, 3],
+        "paths": files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        "null_rows": [3],
+        "flat_row": 1,
+        "flat_colour": flat_colour,
+        "sources": rows.sources,
+    });
+    let seg = out.frame.path().to_path_buf();
+    let good_seg = good_out.frame.path().to_path_buf();
+    let o = Command::new(&py)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", PY_SCRIPT])
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("SHMFRAME_TENSOR_FILE", &tensor_file)
+        .env("SHMFRAME_TENSOR_SEGMENT", &seg)
+        .env("SHMFRAME_TENSOR_GOOD_SEGMENT", &good_seg)
+        .env("SHMFRAME_TENSOR_EXPECTED_NPY", &npy)
+        .env("SHMFRAME_TENSOR_GOOD_NPY", &good_npy)
+        .env("SHMFRAME_TENSOR_EXPECTED", expected.to_string())
+        .output()
+        .map_err(s)?;
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    ensure!(
+        o.status.success() && stdout.contains("3 passed"),
+        "pytest failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    println!(
+        "  {}",
+        stdout
+            .lines()
+            .rfind(|l| l.contains("passed"))
+            .unwrap_or("")
+            .trim()
+    );
+    ensure!(
+        seg.exists() && good_seg.exists(),
+        "python removed a segment"
+    );
+    drop((out, good_out));
+    ensure!(
+        !seg.exists() && !good_seg.exists(),
+        "segments outlived their frames"
+    );
+    Ok(())
+}
+
+fn main() {
+    let tests: Vec<(&str, TestFn)> = vec![
+        ("formats_round_trip", formats_round_trip),
+        ("encode_image_round_trips", encode_image_round_trips),
+        ("fits_filters_and_shapes", fits_filters_and_shapes),
+        ("exif_orientation", exif_orientation),
+        ("quality_guard_psnr", quality_guard_psnr),
+        ("bad_inputs_fail_alone", bad_inputs_fail_alone),
+        ("worker_killed_mid_batch", worker_killed_mid_batch),
+        ("worker_dies_mid_write", worker_dies_mid_write),
+        (
+            "tensor_frame_is_an_arrow_file",
+            tensor_frame_is_an_arrow_file,
+        ),
+        ("resize_frame_from_batches", resize_frame_from_batches),
+        ("pyarrow_reads_tensor", pyarrow_reads_tensor),
+    ];
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let (mut passed, mut failed) = (0, 0);
+    for (name, f) in tests {
+        if !filter.is_empty() && !filter.iter().any(|p| name.contains(p.as_str())) {
+            continue;
+        }
+        let t = Instant::now();
+        match std::panic::catch_unwind(f).unwrap_or_else(|_| Err("panicked".into())) {
+            Ok(()) => {
+                passed += 1;
+                println!("test {name} ... ok ({:.1} s)", t.elapsed().as_secs_f64());
+            }
+            Err(e) => {
+                failed += 1;
+                println!("test {name} ... FAILED: {e}");
+            }
+        }
+    }
+    let left = our_segments();
+    if left.is_empty() {
+        passed += 1;
+        println!("test no_leaked_segments ... ok");
+    } else {
+        failed += 1;
+        println!("test no_leaked_segments ... FAILED: {left:?}");
+    }
+    println!("{passed} passed, {failed} failed");
+    std::process::exit(i32::from(failed != 0));
+}
