@@ -16,6 +16,9 @@
 //! # Ok::<(), shmframe::EngineError>(())
 //! ```
 //!
+//! Image batches run on the same pool: [`image`] decodes, resizes and encodes files into a
+//! shared `uint8 [H, W, C]` tensor frame ([`Engine::resize_paths`], [`Engine::resize_frame`]).
+//!
 //! See `docs/ARCHITECTURE.md` for the layers, the data's path and the invariants.
 #![forbid(unsafe_code)]
 
