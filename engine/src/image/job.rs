@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use arrow_array::{Array, LargeBinaryArray, StringArray};
 use arrow_schema::{DataType, Field, Schema};
-use shmframe_ipc::arrow::{ColumnPlan, plan_layout};
+use shmframe_ipc::arrow::{ColumnPlan, PlannedSegment, plan_layout};
 use shmframe_ipc::{CreateOptions, SegmentName, SharedRegion, matrix};
 
 use super::pipeline::{self, BinaryRef, FAILED, OK, ROW_BYTES, ResizeDesc};
@@ -141,22 +141,10 @@ impl Engine {
             ],
         )?;
         let cols = planned.columns.clone();
+        fill_utf8(&mut planned, 0, &names);
         let (body, base) = planned.segment.body_mut();
         let slice = |r: &std::ops::Range<usize>| r.start - base..r.end - base;
-        // Paths.
-        let (po, pv) = (
-            slice(cols[0].offsets.as_ref().expect("utf8")),
-            slice(&cols[0].values),
-        );
-        let mut at = 0usize;
-        for (row, n) in names.iter().enumerate() {
-            body[po.start + row * 4..po.start + row * 4 + 4]
-                .copy_from_slice(&(at as i32).to_le_bytes());
-            body[pv.start + at..pv.start + at + n.len()].copy_from_slice(n.as_bytes());
-            at += n.len();
-        }
         let n = names.len();
-        body[po.start + n * 4..po.start + n * 4 + 4].copy_from_slice(&(at as i32).to_le_bytes());
         // File bytes, read in place.
         let (bo, bv) = (
             slice(cols[1].offsets.as_ref().expect("binary")),
@@ -307,16 +295,7 @@ impl Engine {
         let mut planned = plan_layout(out_name.clone(), &create, &schema, rows, &plans)?;
         let cols = planned.columns.clone();
         if let Some(p) = &path_strings {
-            let (body, base) = planned.segment.body_mut();
-            let o = cols[0].offsets.clone().expect("utf8").start - base;
-            let v = cols[0].values.start - base;
-            let mut at = 0usize;
-            for (row, s) in p.iter().enumerate() {
-                body[o + row * 4..o + row * 4 + 4].copy_from_slice(&(at as i32).to_le_bytes());
-                body[v + at..v + at + s.len()].copy_from_slice(s.as_bytes());
-                at += s.len();
-            }
-            body[o + rows * 4..o + rows * 4 + 4].copy_from_slice(&(at as i32).to_le_bytes());
+            fill_utf8(&mut planned, 0, p);
         }
 
         // Scratch: status, timings, errors per image; failures known before the job first.
@@ -419,6 +398,22 @@ impl Engine {
             stages,
         })
     }
+}
+
+/// Writes `strings` into the offsets and values of planned `Utf8` column `column`.
+fn fill_utf8(planned: &mut PlannedSegment, column: usize, strings: &[String]) {
+    let o = planned.columns[column].offsets.clone().expect("a Utf8 column");
+    let v = planned.columns[column].values.start;
+    let (body, base) = planned.segment.body_mut();
+    let (o, v) = (o.start - base, v - base);
+    let mut at = 0usize;
+    for (row, s) in strings.iter().enumerate() {
+        body[o + row * 4..o + row * 4 + 4].copy_from_slice(&(at as i32).to_le_bytes());
+        body[v + at..v + at + s.len()].copy_from_slice(s.as_bytes());
+        at += s.len();
+    }
+    let n = strings.len();
+    body[o + n * 4..o + n * 4 + 4].copy_from_slice(&(at as i32).to_le_bytes());
 }
 
 fn failure(row: usize, p: &Path, error: String) -> ImageFailure {
