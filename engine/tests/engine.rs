@@ -4,6 +4,9 @@
 //! a multi-threaded process. This main() runs each test in order on the main thread, prints
 //! one line per test and closes with `N passed, N failed`.
 
+mod common;
+
+use common::{TestFn, TestResult, our_segments};
 use std::time::Duration;
 
 use arrow_array::{Array, FixedSizeListArray, Float32Array, Float64Array, Int32Array, RecordBatch};
@@ -12,9 +15,6 @@ use shmframe::{
     Engine, EngineError, Kernel, RowBlock, RowKernel, RunOptions, SharedFrame, StartMethod,
     UserKernel,
 };
-
-type TestResult = Result<(), String>;
-type TestFn = fn() -> TestResult;
 
 fn lcg(seed: u64) -> impl FnMut() -> f64 {
     let mut s = seed
@@ -53,18 +53,6 @@ fn out_f32(f: &SharedFrame) -> Vec<f32> {
 
 fn close(a: f64, b: f64, rel: f64) -> bool {
     (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= rel * a.abs().max(b.abs()).max(1e-300)
-}
-
-fn our_segments() -> Vec<String> {
-    let me = format!("shmframe.{}.", std::process::id());
-    std::fs::read_dir("/dev/shm")
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n.starts_with(&me))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn all_kernels() -> Vec<RowKernel> {
@@ -799,35 +787,5 @@ fn main() {
         // Last: it starts a thread, after which this process may no longer fork.
         ("fork_refused_when_threaded", fork_refused_when_threaded),
     ];
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let (mut passed, mut failed) = (0, 0);
-    for (name, f) in tests {
-        if !filter.is_empty() && !filter.iter().any(|p| name.contains(p.as_str())) {
-            continue;
-        }
-        let r = std::panic::catch_unwind(f).unwrap_or_else(|_| Err("panicked".into()));
-        match r {
-            Ok(()) => {
-                passed += 1;
-                println!("test {name} ... ok");
-            }
-            Err(e) => {
-                failed += 1;
-                println!("test {name} ... FAILED: {e}");
-            }
-        }
-    }
-    let left = our_segments();
-    if !left.is_empty() {
-        failed += 1;
-        println!("test no_leaked_segments ... FAILED: {left:?}");
-    } else {
-        passed += 1;
-        println!("test no_leaked_segments ... ok");
-    }
-    println!("{passed} passed, {failed} failed");
-    std::process::exit(if failed == 0 { 0 } else { 1 });
+    common::run(tests);
 }

@@ -4,6 +4,9 @@
 //!
 //! `harness = false`: the engine forks, which it refuses in a multi-threaded process.
 
+mod common;
+
+use common::{TestFn, TestResult};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -12,9 +15,6 @@ use arrow_array::{Array, FixedSizeListArray, Float64Array, UInt8Array};
 use shmframe::image::{EncodeSpec, ImageFormat, ResizeOutput, ResizeSpec};
 use shmframe::kernels::{Accumulate, apply_rows};
 use shmframe::{Engine, Kernel, RowKernel, RunOptions};
-
-type TestResult = Result<(), String>;
-type TestFn = fn() -> TestResult;
 
 const BIN: &str = env!("CARGO_BIN_EXE_shmframe");
 
@@ -37,18 +37,6 @@ impl Rng {
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
-}
-
-fn our_segments() -> Vec<String> {
-    let me = format!("shmframe.{}.", std::process::id());
-    std::fs::read_dir("/dev/shm")
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n.starts_with(&me))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Files below `dir`, relative and sorted, hidden ones included.
@@ -788,35 +776,5 @@ fn main() {
         ("other_user_is_refused", other_user_is_refused),
         ("large_matrix_no_extra_copy", large_matrix_no_extra_copy),
     ];
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let (mut passed, mut failed) = (0, 0);
-    for (name, f) in tests {
-        if !filter.is_empty() && !filter.iter().any(|p| name.contains(p.as_str())) {
-            continue;
-        }
-        let t = Instant::now();
-        match std::panic::catch_unwind(f).unwrap_or_else(|_| Err("panicked".into())) {
-            Ok(()) => {
-                passed += 1;
-                println!("test {name} ... ok ({:.1} s)", t.elapsed().as_secs_f64());
-            }
-            Err(e) => {
-                failed += 1;
-                println!("test {name} ... FAILED: {e}");
-            }
-        }
-    }
-    let left = our_segments();
-    if left.is_empty() {
-        passed += 1;
-        println!("test no_leaked_segments ... ok");
-    } else {
-        failed += 1;
-        println!("test no_leaked_segments ... FAILED: {left:?}");
-    }
-    println!("{passed} passed, {failed} failed");
-    std::process::exit(i32::from(failed != 0));
+    common::run(tests);
 }

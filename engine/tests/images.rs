@@ -10,6 +10,9 @@
 //! main() runs each test in order on the main thread and closes with `N passed, N failed`.
 //! Arguments filter tests by name: `cargo test -p shmframe --test images -- exif`.
 
+mod common;
+
+use common::{TestFn, TestResult, our_segments};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,9 +31,6 @@ use shmframe::image::{
     list_image_files, resize_image,
 };
 use shmframe::{Engine, EngineError, RunOptions, SharedFrame};
-
-type TestResult = Result<(), String>;
-type TestFn = fn() -> TestResult;
 
 const BIN: &str = env!("CARGO_BIN_EXE_shmframe");
 const PY_SCRIPT: &str = concat!(
@@ -95,21 +95,6 @@ fn nanos() -> u32 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0)
-}
-
-/// `shmframe.<our pid>.*` objects in /dev/shm.
-fn our_segments() -> Vec<String> {
-    let me = format!("shmframe.{}.", std::process::id());
-    let mut v: Vec<String> = std::fs::read_dir("/dev/shm")
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n.starts_with(&me))
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 /// Every file below `dir`, relative, sorted (hidden ones included).
@@ -2461,35 +2446,5 @@ fn main() {
         ("resize_frame_from_batches", resize_frame_from_batches),
         ("pyarrow_reads_tensor", pyarrow_reads_tensor),
     ];
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let (mut passed, mut failed) = (0, 0);
-    for (name, f) in tests {
-        if !filter.is_empty() && !filter.iter().any(|p| name.contains(p.as_str())) {
-            continue;
-        }
-        let t = Instant::now();
-        match std::panic::catch_unwind(f).unwrap_or_else(|_| Err("panicked".into())) {
-            Ok(()) => {
-                passed += 1;
-                println!("test {name} ... ok ({:.1} s)", t.elapsed().as_secs_f64());
-            }
-            Err(e) => {
-                failed += 1;
-                println!("test {name} ... FAILED: {e}");
-            }
-        }
-    }
-    let left = our_segments();
-    if left.is_empty() {
-        passed += 1;
-        println!("test no_leaked_segments ... ok");
-    } else {
-        failed += 1;
-        println!("test no_leaked_segments ... FAILED: {left:?}");
-    }
-    println!("{passed} passed, {failed} failed");
-    std::process::exit(i32::from(failed != 0));
+    common::run(tests);
 }

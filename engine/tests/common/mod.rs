@@ -1,0 +1,65 @@
+//! What the `harness = false` test binaries share: the runner and the leak check.
+//!
+//! The engine forks its workers and refuses to in a multi-threaded process, so these binaries
+//! run their tests in order on the main thread instead of under libtest. The runner prints one
+//! line per test and closes with `N passed, N failed` (what CI reads).
+
+#![allow(dead_code)] // each binary uses part of it
+
+use std::time::Instant;
+
+/// A test's outcome: `Err` carries the failure message.
+pub(crate) type TestResult = Result<(), String>;
+/// A test.
+pub(crate) type TestFn = fn() -> TestResult;
+
+/// The shmframe objects in `/dev/shm` created by this process, sorted.
+pub(crate) fn our_segments() -> Vec<String> {
+    let me = format!("shmframe.{}.", std::process::id());
+    let mut v: Vec<String> = std::fs::read_dir("/dev/shm")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with(&me))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Runs `tests` in order (those whose name contains a command-line filter, if any are given),
+/// then the leak check, prints the summary and exits with 0 or 1.
+pub(crate) fn run(tests: Vec<(&str, TestFn)>) -> ! {
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let (mut passed, mut failed) = (0, 0);
+    for (name, f) in tests {
+        if !filter.is_empty() && !filter.iter().any(|p| name.contains(p.as_str())) {
+            continue;
+        }
+        let t = Instant::now();
+        match std::panic::catch_unwind(f).unwrap_or_else(|_| Err("panicked".into())) {
+            Ok(()) => {
+                passed += 1;
+                println!("test {name} ... ok ({:.1} s)", t.elapsed().as_secs_f64());
+            }
+            Err(e) => {
+                failed += 1;
+                println!("test {name} ... FAILED: {e}");
+            }
+        }
+    }
+    let left = our_segments();
+    if left.is_empty() {
+        passed += 1;
+        println!("test no_leaked_segments ... ok");
+    } else {
+        failed += 1;
+        println!("test no_leaked_segments ... FAILED: {left:?}");
+    }
+    println!("{passed} passed, {failed} failed");
+    std::process::exit(i32::from(failed != 0));
+}
