@@ -694,6 +694,71 @@ def bench_shape(spec, quick, cfg, methods, log):
 # ----------------------------------------------------------------------------------------------
 
 
+def scaling(spec, quick, cfg, n, tmp, probe_pool, log):
+    """shmframe's job on the first shape with 1..n workers, next to the read probe with 1..n
+    threads, interleaved, the order rotating every repetition; each worker count's answer is
+    checked once."""
+    key, desc, full, small, dtype = spec
+    rows, cols = small if quick else full
+    x = make_data(rows, cols, dtype)
+    ref = reference(x)
+    npy = Path(tmp) / "scaling.npy"
+    np.save(npy, x)
+    flat = np.ascontiguousarray(x).reshape(-1).view(np.float64)
+    counts = list(range(1, n + 1))
+
+    def cmd(w, *extra):
+        return [str(SHMFRAME), "run", "l2-norm", "--input", str(npy),
+                "--workers", str(w), "--json", *extra]  # fmt: skip
+
+    def probe(w):
+        parts = np.array_split(flat, w)
+        t = time.perf_counter()
+        list(probe_pool.map(np.add.reduce, parts)) if w > 1 else np.add.reduce(flat)
+        return time.perf_counter() - t
+
+    sf = {w: [] for w in counts}
+    pr = {w: [] for w in counts}
+    try:
+        for w in counts:
+            out = Path(tmp) / "scaling-out.npy"
+            p = run_cmd(cmd(w, "--out", str(out)), timeout=600)
+            if p.returncode != 0:
+                raise WrongAnswer(f"shmframe --workers {w} failed: {p.stderr.strip()}")
+            check(f"shmframe --workers {w}", np.load(out), ref)
+            out.unlink()
+        for rep in range(cfg["reps_large"]):
+            order = counts[rep % n:] + counts[: rep % n]
+            for w in order:
+                pr[w].append(min(probe(w) for _ in range(3)))
+                p = run_cmd(cmd(w), timeout=600)
+                if p.returncode != 0:
+                    raise WrongAnswer(f"shmframe --workers {w} failed: {p.stderr.strip()}")
+                sf[w].append(json.loads(p.stdout)["seconds"])
+            log(f"   scaling rep {rep + 1}/{cfg['reps_large']} done")
+    finally:
+        npy.unlink(missing_ok=True)
+    return {"desc": desc, "rows": rows, "cols": cols, "dtype": np.dtype(dtype).name,
+            "nbytes": x.nbytes, "sf": sf, "probe": pr}  # fmt: skip
+
+
+def scaling_table(sc):
+    nb = sc["nbytes"]
+    one = median(sc["sf"][1])
+    lines = [
+        "| workers (threads for the probe) | shmframe job: median | min – max | GB/s | speed-up over 1 worker | read probe GB/s | job ÷ probe |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]  # fmt: skip
+    for w in sorted(sc["sf"]):
+        t, pt = sc["sf"][w], sc["probe"][w]
+        gb, pgb = nb / median(t) / 1e9, nb / median(pt) / 1e9
+        lines.append(
+            f"| {w} | {fmt_time(median(t))} | {fmt_range(t)} | {gb:.2f} | {one / median(t):.2f}× "
+            f"| {pgb:.2f} | {100 * gb / pgb:.0f}% |"
+        )
+    return "\n".join(lines)
+
+
 def pool_start_times(ctx, n, reps):
     """Constructor called until every worker ran its initializer."""
     out = {"mp_pool": [], "ppe": []}
@@ -1018,7 +1083,7 @@ def mem_table(mem, nbytes):
     return "\n".join(lines)
 
 
-def plots(shapes, methods_by_shape, rtt, cb, n):
+def plots(shapes, methods_by_shape, rtt, cb, n, sc=None):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -1090,6 +1155,27 @@ def plots(shapes, methods_by_shape, rtt, cb, n):
     fig.savefig(f)
     plt.close(fig)
     files["rtt"] = f
+    if sc is not None:
+        ws = sorted(sc["sf"])
+        nb = sc["nbytes"]
+        fig, ax = plt.subplots(figsize=(6.4, 2.8), dpi=100)
+        for key, lab, col in [("sf", "shmframe job", "#d62728"), ("probe", "read probe", "#999999")]:
+            med = [nb / median(sc[key][w]) / 1e9 for w in ws]
+            lo = [m - nb / max(sc[key][w]) / 1e9 for m, w in zip(med, ws)]
+            hi = [nb / min(sc[key][w]) / 1e9 - m for m, w in zip(med, ws)]
+            ax.errorbar(ws, med, yerr=[lo, hi], label=lab, color=col, marker="o", capsize=3)
+        ax.set_xticks(ws)
+        ax.set_xlabel("workers (threads for the probe)", fontsize=8)
+        ax.set_ylabel("GB/s of input", fontsize=8)
+        ax.set_ylim(bottom=0)
+        ax.set_title(f"Scaling, row L2 norms of {sc['desc']} ({nb / MiB:.0f} MiB)", fontsize=9)
+        ax.legend(fontsize=7)
+        ax.tick_params(labelsize=8)
+        fig.tight_layout()
+        f = IMG / "compare-scaling.png"
+        fig.savefig(f)
+        plt.close(fig)
+        files["scaling"] = f
     return files
 
 
@@ -1130,7 +1216,7 @@ medians divided by shmframe's median: above 1 means slower than shmframe.
 """
 
 
-def write_doc(ctx, shapes, methods_by_shape, rtt, starts, cb, mem, mem_shape, files, n, mem_runs):
+def write_doc(ctx, shapes, methods_by_shape, rtt, starts, cb, mem, mem_shape, files, n, mem_runs, sc=None):
     mi, vers = ctx["machine"], ctx["versions"]
     L = []
     L.append("# Benchmarks: shmframe against Python's usual tools")
@@ -1190,6 +1276,21 @@ def write_doc(ctx, shapes, methods_by_shape, rtt, starts, cb, mem, mem_shape, fi
         L.append("")
         if res["key"] in files:
             L.append(f"![throughput, {res['desc']}](img/{files[res['key']].name})")
+            L.append("")
+    if sc is not None:
+        L.append("## Scaling with workers")
+        L.append("")
+        L.append(
+            f"shmframe's job (`seconds`, a fresh `shmframe run` each time, so the workers' first "
+            f"touch of the mapped `.npy` is included) on {sc['desc']} {sc['rows']:,} x {sc['cols']} "
+            f"{sc['dtype']} with 1 to {n} workers, next to the numpy read probe with as many "
+            "threads (best of 3 passes), interleaved; every worker count's answer is checked."
+        )
+        L.append("")
+        L.append(scaling_table(sc))
+        L.append("")
+        if "scaling" in files:
+            L.append("![scaling with workers](img/compare-scaling.png)")
             L.append("")
     L.append("## Pools: empty-task round trip and start")
     L.append("")
@@ -1329,6 +1430,11 @@ def main():
             shapes.append(bench_shape(spec, a.quick, cfg, methods, log))
             methods_by_shape[spec[0]] = methods
 
+        sc = None
+        if SHMFRAME.exists() and not a.only:
+            log("== scaling with workers, shmframe and the read probe")
+            sc = scaling(SHAPES[0], a.quick, cfg, n, tmp, probe_pool, log)
+
         log("== empty-task round trips")
         rtt = round_trips(pool, ppe, ray, cfg, log)
         if ray is not None:
@@ -1380,6 +1486,9 @@ def main():
             f"({res['nbytes'] / MiB:.1f} MiB), {res['reps']} reps\n"
         )
         out.append(shape_table(res, methods_by_shape[res["key"]], n))
+    if sc is not None:
+        out.append(f"\n### scaling with workers, {sc['desc']} ({sc['nbytes'] / MiB:.0f} MiB)\n")
+        out.append(scaling_table(sc))
     out.append("\n### pools\n")
     out.append(pool_table(rtt, starts, cb, RAY_MISSING[0], n))
     if mem:
@@ -1388,8 +1497,8 @@ def main():
     print("\n".join(out))
 
     if complete and not a.no_docs:
-        files = plots(shapes, methods_by_shape, rtt, cb, n)
-        write_doc(ctx, shapes, methods_by_shape, rtt, starts, cb, mem, mem_shape, files, n, cfg["mem_sf_runs"])
+        files = plots(shapes, methods_by_shape, rtt, cb, n, sc)
+        write_doc(ctx, shapes, methods_by_shape, rtt, starts, cb, mem, mem_shape, files, n, cfg["mem_sf_runs"], sc)
         log(f"wrote {DOC.relative_to(ROOT)} and {len(files)} plots in {IMG.relative_to(ROOT)}")
     elif not a.no_docs:
         log("partial run (--only/--skip-*): docs/BENCHMARKS.md left as it was")

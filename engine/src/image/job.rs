@@ -402,7 +402,10 @@ impl Engine {
 
 /// Writes `strings` into the offsets and values of planned `Utf8` column `column`.
 fn fill_utf8(planned: &mut PlannedSegment, column: usize, strings: &[String]) {
-    let o = planned.columns[column].offsets.clone().expect("a Utf8 column");
+    let o = planned.columns[column]
+        .offsets
+        .clone()
+        .expect("a Utf8 column");
     let v = planned.columns[column].values.start;
     let (body, base) = planned.segment.body_mut();
     let (o, v) = (o.start - base, v - base);
