@@ -5,6 +5,10 @@
 //! Python interop tests run when `SHMFRAME_PYTHON` names a python with numpy and pyarrow
 //! (e.g. `SHMFRAME_PYTHON=.venv/bin/python`); otherwise they print why they are skipped.
 
+mod common;
+
+use common::files_below;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -824,23 +828,6 @@ fn decode_any(path: &Path) -> (Vec<u8>, u32, u32, &'static str) {
     (img.to_rgba8().into_raw(), w, h, name)
 }
 
-/// Files below `dir`, relative and sorted, hidden ones included.
-fn tree(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.path().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(e.path().strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// A folder of good images: a.jpg, b.png (flat colour), c.webp, sub/d.jpg, sub/deeper/e.png,
 /// and a hidden file that is never listed.
 const FLAT: [u8; 3] = [40, 170, 90];
@@ -910,7 +897,7 @@ fn resize_writes_mirrored_names_in_each_format() {
     assert_eq!(v["workers"], 2);
     assert!(v["seconds"].as_f64().unwrap() > 0.0, "{v}");
     assert!(v["images_per_s"].as_f64().unwrap() > 0.0, "{v}");
-    assert_eq!(tree(&t.path("out")), ["a.jpg", "b.jpg", "c.jpg"]);
+    assert_eq!(files_below(&t.path("out")), ["a.jpg", "b.jpg", "c.jpg"]);
     for f in ["a.jpg", "b.jpg", "c.jpg"] {
         let (px, w, h, kind) = decode_any(&t.path("out").join(f));
         assert_eq!((w, h, kind), (32, 24, "jpeg"), "{f}");
@@ -939,7 +926,7 @@ fn resize_writes_mirrored_names_in_each_format() {
     ));
     assert_eq!(v["images"], 5, "{v}");
     assert_eq!(
-        tree(&t.path("out-r")),
+        files_below(&t.path("out-r")),
         ["a.jpg", "b.jpg", "c.jpg", "sub/d.jpg", "sub/deeper/e.jpg"]
     );
     // PNG, with the pixel tensor as an Arrow file: the same pixels as the files.
@@ -967,7 +954,7 @@ fn resize_writes_mirrored_names_in_each_format() {
         stdout.contains("resized 5 of 5 images") && stdout.contains("wrote pixels.arrow"),
         "{stdout}"
     );
-    let files = tree(&t.path("out-png"));
+    let files = files_below(&t.path("out-png"));
     assert_eq!(
         files,
         ["a.png", "b.png", "c.png", "sub/d.png", "sub/deeper/e.png"]
@@ -1043,7 +1030,10 @@ fn resize_writes_mirrored_names_in_each_format() {
         &t.0,
         seg,
     );
-    assert_eq!(tree(&t.path("out-webp")), ["a.webp", "b.webp", "c.webp"]);
+    assert_eq!(
+        files_below(&t.path("out-webp")),
+        ["a.webp", "b.webp", "c.webp"]
+    );
     let (px, w, h, kind) = decode_any(&t.path("out-webp/b.webp"));
     assert_eq!((w, h, kind), (40, 40, "webp"));
     // b is 50x30: 40x24 inside, rows 0..8 and 32..40 transparent padding.
@@ -1052,9 +1042,11 @@ fn resize_writes_mirrored_names_in_each_format() {
     assert_eq!(centre, &[FLAT[0], FLAT[1], FLAT[2], 255], "centre");
     assert!(t.segments().is_empty(), "leaked: {:?}", t.segments());
     assert!(
-        tree(&t.0).iter().all(|f| !f.contains(".shmframe-tmp.")),
+        files_below(&t.0)
+            .iter()
+            .all(|f| !f.contains(".shmframe-tmp.")),
         "temporary files left: {:?}",
-        tree(&t.0)
+        files_below(&t.0)
     );
 }
 
@@ -1123,7 +1115,7 @@ fn resize_failures_exit_3_and_are_listed() {
     assert!(v["images_per_s"].as_f64().unwrap() > 0.0);
     assert!(err.contains("4 of 7 images failed"), "{err}");
     // The good ones are done; nothing for the bad ones.
-    assert_eq!(tree(&t.path("out")), ["a.jpg", "b.jpg", "c.jpg"]);
+    assert_eq!(files_below(&t.path("out")), ["a.jpg", "b.jpg", "c.jpg"]);
     assert!(t.segments().is_empty(), "leaked: {:?}", t.segments());
 }
 
@@ -1196,9 +1188,9 @@ fn resize_bad_usage_exits_2() {
         "both would be written",
     );
     assert!(
-        tree(&t.path("out2")).is_empty(),
+        files_below(&t.path("out2")).is_empty(),
         "{:?}",
-        tree(&t.path("out2"))
+        files_below(&t.path("out2"))
     );
     let h = ok(&["resize", "--help"], &t.0, None);
     assert!(h.contains("Examples:") && h.contains("--keep-alpha"), "{h}");

@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{TestFn, TestResult, our_segments};
+use common::{Rng, TestFn, TestResult, files_below, our_segments};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -97,27 +97,6 @@ fn nanos() -> u32 {
         .unwrap_or(0)
 }
 
-/// Every file below `dir`, relative, sorted (hidden ones included).
-fn files_below(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// Temporary files of the atomic writes (`.NAME.shmframe-tmp.PID`) below `dir`.
 fn temp_files(dir: &Path) -> Vec<String> {
     files_below(dir)
@@ -128,22 +107,6 @@ fn temp_files(dir: &Path) -> Vec<String> {
 
 fn engine(workers: usize) -> Result<Engine, String> {
     Engine::builder().workers(workers).build().map_err(s)
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,12 +6,59 @@
 
 #![allow(dead_code)] // each binary uses part of it
 
+use std::path::Path;
 use std::time::Instant;
 
 /// A test's outcome: `Err` carries the failure message.
 pub(crate) type TestResult = Result<(), String>;
 /// A test.
 pub(crate) type TestFn = fn() -> TestResult;
+
+/// A small xorshift generator: reproducible test data without a dependency.
+pub(crate) struct Rng(pub(crate) u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Uniform in `0..n`.
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// Uniform in `[-0.5, 0.5)`.
+    pub(crate) fn f64(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub(crate) fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+/// Files below `dir`, relative and sorted, hidden ones included.
+pub(crate) fn files_below(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
 
 /// The shmframe objects in `/dev/shm` created by this process, sorted.
 pub(crate) fn our_segments() -> Vec<String> {
