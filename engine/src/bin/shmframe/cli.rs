@@ -168,9 +168,9 @@ pub(crate) struct RunArgs {
     /// Several numeric columns, comma-separated: the kernel runs across them per row.
     #[arg(long, value_delimiter = ',')]
     pub(crate) columns: Option<Vec<String>>,
-    /// Worker processes (default: available cores).
-    #[arg(long, short)]
-    pub(crate) workers: Option<usize>,
+    /// The worker pool.
+    #[command(flatten)]
+    pub(crate) pool: PoolArgs,
     /// Query vector for dot / cosine: a 1-D .npy of length cols.
     #[arg(long)]
     pub(crate) query: Option<PathBuf>,
@@ -183,13 +183,21 @@ pub(crate) struct RunArgs {
     /// Rows per chunk (default: about 8 chunks per worker).
     #[arg(long)]
     pub(crate) chunk_rows: Option<usize>,
+}
+
+/// Options of the worker pool and its job, shared by `run` and `resize`.
+#[derive(Debug, Args)]
+pub(crate) struct PoolArgs {
+    /// Worker processes (default: available cores).
+    #[arg(long, short)]
+    pub(crate) workers: Option<usize>,
     /// Cancel the job after this many milliseconds.
     #[arg(long)]
     pub(crate) deadline_ms: Option<u64>,
     /// How workers are started.
     #[arg(long, value_enum, default_value_t = Start::Fork)]
     pub(crate) start_method: Start,
-    /// Testing only: each worker sleeps this long per chunk.
+    /// Testing only: each worker sleeps this long per chunk (per image for resize).
     #[arg(long, hide = true)]
     pub(crate) test_chunk_sleep_ms: Option<u64>,
 }
@@ -233,9 +241,9 @@ pub(crate) struct ResizeArgs {
     /// JPEG: decoded pixels per output pixel kept by the reduced DCT decode (0: full decode).
     #[arg(long, default_value_t = 2.0)]
     pub(crate) oversample: f32,
-    /// Worker processes (default: available cores).
-    #[arg(long, short)]
-    pub(crate) workers: Option<usize>,
+    /// The worker pool.
+    #[command(flatten)]
+    pub(crate) pool: PoolArgs,
     /// Descend into subfolders.
     #[arg(long, short)]
     pub(crate) recursive: bool,
@@ -245,15 +253,6 @@ pub(crate) struct ResizeArgs {
     /// Also write the pixel frame (path, image tensor, source sizes) as an Arrow IPC file.
     #[arg(long, value_name = "FILE.arrow")]
     pub(crate) tensor_out: Option<PathBuf>,
-    /// Cancel the job after this many milliseconds.
-    #[arg(long)]
-    pub(crate) deadline_ms: Option<u64>,
-    /// How workers are started.
-    #[arg(long, value_enum, default_value_t = Start::Fork)]
-    pub(crate) start_method: Start,
-    /// Testing only: each worker sleeps this long per image.
-    #[arg(long, hide = true)]
-    pub(crate) test_chunk_sleep_ms: Option<u64>,
 }
 
 /// `--fit`.

@@ -9,9 +9,11 @@ pub(crate) mod segments;
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use arrow_schema::DataType;
-use shmframe::{Engine, SegmentDir};
+use shmframe::{Engine, SegmentDir, StartMethod};
+
+use crate::cli::{PoolArgs, Start};
 
 use crate::errors::bad_input;
 
@@ -48,6 +50,19 @@ pub(crate) fn check_source(src: &str) -> Result<()> {
         return Err(bad_input(format!("input {src} is a directory, not a file")));
     }
     Ok(())
+}
+
+/// The engine of `run` and `resize`, as the pool options ask. Call it before anything could
+/// start a thread: it forks the workers.
+pub(crate) fn pool_engine(pool: &PoolArgs, dir: &SegmentDir) -> Result<Engine> {
+    let mut builder = Engine::builder().segment_dir(dir.clone());
+    if let Some(n) = pool.workers {
+        builder = builder.workers(n);
+    }
+    if pool.start_method == Start::Spawn {
+        builder = builder.start_method(StartMethod::Spawn { exe: None });
+    }
+    builder.build().context("cannot start the worker pool")
 }
 
 /// A one-worker engine for commands that only load data (`load`).

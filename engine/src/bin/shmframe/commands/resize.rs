@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use shmframe::image::{Alpha, EncodeSpec, Filter, Fit, ImageFormat, ResizeSpec, list_image_files};
-use shmframe::{Engine, Progress, RunOptions, SegmentDir, StartMethod};
+use shmframe::{Progress, RunOptions, SegmentDir};
 
-use crate::cli::{FilterArg, FitArg, FormatArg, ResizeArgs, Start};
+use super::pool_engine;
+use crate::cli::{FilterArg, FitArg, FormatArg, ResizeArgs};
 use crate::errors::{SomeImagesFailed, bad_input};
 use crate::output::write_batch;
 
@@ -50,7 +51,7 @@ pub(crate) fn run(a: &ResizeArgs, dir: &SegmentDir, started: Instant) -> Result<
             a.in_dir.display()
         )));
     }
-    if a.workers == Some(0) {
+    if a.pool.workers == Some(0) {
         return Err(bad_input("--workers must be at least 1"));
     }
     if !(1..=100).contains(&a.quality) {
@@ -109,19 +110,12 @@ pub(crate) fn run(a: &ResizeArgs, dir: &SegmentDir, started: Instant) -> Result<
         .with_context(|| format!("cannot create output folder {}", a.out_dir.display()))?;
 
     // The engine forks its workers now, while this process is still single-threaded.
-    let mut builder = Engine::builder().segment_dir(dir.clone());
-    if let Some(n) = a.workers {
-        builder = builder.workers(n);
-    }
-    if a.start_method == Start::Spawn {
-        builder = builder.start_method(StartMethod::Spawn { exe: None });
-    }
-    let engine = builder.build().context("cannot start the worker pool")?;
+    let engine = pool_engine(&a.pool, dir)?;
     let pb = progress(files.len());
     let bar = pb.clone();
     let opts = RunOptions {
-        deadline: a.deadline_ms.map(Duration::from_millis),
-        test_chunk_sleep: a.test_chunk_sleep_ms.map(Duration::from_millis),
+        deadline: a.pool.deadline_ms.map(Duration::from_millis),
+        test_chunk_sleep: a.pool.test_chunk_sleep_ms.map(Duration::from_millis),
         progress: Some(Progress(Arc::new(move |done, _| {
             bar.set_position(done as u64)
         }))),

@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use arrow_schema::DataType;
 use shmframe::npy::{NpyDtype, NpyFile};
-use shmframe::{Engine, Kernel, RowKernel, RunOptions, SegmentDir, SharedFrame, StartMethod};
+use shmframe::{Kernel, RowKernel, RunOptions, SegmentDir, SharedFrame};
 
-use super::{check_source, type_name};
-use crate::cli::{RunArgs, Start};
+use super::{check_source, pool_engine, type_name};
+use crate::cli::RunArgs;
 use crate::errors::bad_input;
 use crate::output::{float_values, write_batch};
 
@@ -109,7 +109,7 @@ pub(crate) fn run(a: &RunArgs, dir: &SegmentDir, started: Instant) -> Result<()>
     if !kernel.needs_query() && query.is_some() {
         return Err(bad_input(format!("kernel {kernel} takes no --query")));
     }
-    if a.workers == Some(0) {
+    if a.pool.workers == Some(0) {
         return Err(bad_input("--workers must be at least 1"));
     }
     if a.chunk_rows == Some(0) {
@@ -117,14 +117,7 @@ pub(crate) fn run(a: &RunArgs, dir: &SegmentDir, started: Instant) -> Result<()>
     }
 
     // The engine forks its workers now, while this process is still single-threaded.
-    let mut builder = Engine::builder().segment_dir(dir.clone());
-    if let Some(n) = a.workers {
-        builder = builder.workers(n);
-    }
-    if a.start_method == Start::Spawn {
-        builder = builder.start_method(StartMethod::Spawn { exe: None });
-    }
-    let engine = builder.build().context("cannot start the worker pool")?;
+    let engine = pool_engine(&a.pool, dir)?;
 
     let frame = engine
         .frame_from_source(&a.input)
@@ -145,8 +138,8 @@ pub(crate) fn run(a: &RunArgs, dir: &SegmentDir, started: Instant) -> Result<()>
     }
     let opts = RunOptions {
         chunk_rows: a.chunk_rows,
-        deadline: a.deadline_ms.map(Duration::from_millis),
-        test_chunk_sleep: a.test_chunk_sleep_ms.map(Duration::from_millis),
+        deadline: a.pool.deadline_ms.map(Duration::from_millis),
+        test_chunk_sleep: a.pool.test_chunk_sleep_ms.map(Duration::from_millis),
         ..RunOptions::default()
     };
     let names: Vec<&str> = columns.iter().map(String::as_str).collect();
