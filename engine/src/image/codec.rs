@@ -211,13 +211,31 @@ impl Codec {
             let (nw, nh) = resampled_size(dw, dh, spec);
             if swaps { (nh, nw) } else { (nw, nh) }
         };
-        let scale = jpeg_scale(sw, sh, need_w, need_h, spec.min_oversample);
-        self.jpeg.set_scaling_factor(scale).map_err(corrupt)?;
-        let scaled = header.scaled(scale);
         let (format, channels) = match spec.alpha {
             Alpha::Flatten => (PixelFormat::RGB, 3),
             Alpha::Keep => (PixelFormat::RGBA, 4),
         };
+        let source = if swaps { (sh, sw) } else { (sw, sh) };
+        if spec.progressive_dc
+            && spec.min_oversample > 0.0
+            && sw.div_ceil(8) >= need_w
+            && sh.div_ceil(8) >= need_h
+        {
+            // Not progressive, or anything the DC reader does not handle: libjpeg below.
+            if let Some((width, height)) = super::jpeg_dc::decode_dc(bytes, channels, &mut self.buf)
+            {
+                let d = Decoded {
+                    width,
+                    height,
+                    channels,
+                    source,
+                };
+                return Ok(self.orient(d, orientation));
+            }
+        }
+        let scale = jpeg_scale(sw, sh, need_w, need_h, spec.min_oversample);
+        self.jpeg.set_scaling_factor(scale).map_err(corrupt)?;
+        let scaled = header.scaled(scale);
         let len = scaled.width * scaled.height * channels;
         self.buf.clear();
         self.buf.resize(len, 0);
@@ -233,7 +251,7 @@ impl Codec {
             width: scaled.width as u32,
             height: scaled.height as u32,
             channels,
-            source: if swaps { (sh, sw) } else { (sw, sh) },
+            source,
         };
         Ok(self.orient(d, orientation))
     }

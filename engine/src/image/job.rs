@@ -64,7 +64,8 @@ impl ResizeOutput {
     }
 }
 
-/// The regular files in `dir` (and below it with `recursive`), sorted, hidden ones skipped.
+/// The files in `dir` (and below it with `recursive`), sorted, hidden ones skipped. Symbolic
+/// links to files count as files; links to folders are not followed.
 pub fn list_image_files(dir: &Path, recursive: bool) -> Result<Vec<PathBuf>, EngineError> {
     let io = |p: &Path, e: std::io::Error| EngineError::Io {
         path: p.display().to_string(),
@@ -85,6 +86,12 @@ pub fn list_image_files(dir: &Path, recursive: bool) -> Result<Vec<PathBuf>, Eng
                 }
             } else if ft.is_file() {
                 out.push(entry.path());
+            } else if ft.is_symlink() {
+                // A link to a file is an image to do; a dangling link too (its read fails and
+                // is reported); links to folders are not followed (no cycles).
+                if !std::fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()) {
+                    out.push(entry.path());
+                }
             }
         }
     }

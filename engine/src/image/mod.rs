@@ -20,6 +20,7 @@
 
 pub(crate) mod codec;
 mod job;
+mod jpeg_dc;
 pub(crate) mod pipeline;
 
 use std::path::PathBuf;
@@ -112,6 +113,12 @@ pub struct ResizeSpec {
     /// this many source pixels per output pixel along each axis (default 2.0; 1.0 is what
     /// Pillow's `draft` does; 0 disables the reduced decode).
     pub min_oversample: f32,
+    /// JPEG only: a progressive JPEG whose 1/8-scale image still covers the resampled size
+    /// (Pillow `draft`'s rule, which ignores `min_oversample`) is decoded from its DC scans
+    /// alone, skipping the AC scans that hold most of its bytes: 10-30x faster, with the same
+    /// luma as libjpeg's 1/8-scale decode (default true; off, or `min_oversample` 0, decodes
+    /// every scan).
+    pub progressive_dc: bool,
 }
 
 impl ResizeSpec {
@@ -126,6 +133,7 @@ impl ResizeSpec {
             alpha: Alpha::Flatten,
             max_pixels: 100_000_000,
             min_oversample: 2.0,
+            progressive_dc: true,
         }
     }
 

@@ -241,6 +241,10 @@ pub(crate) struct ResizeArgs {
     /// JPEG: decoded pixels per output pixel kept by the reduced DCT decode (0: full decode).
     #[arg(long, default_value_t = 2.0)]
     pub(crate) oversample: f32,
+    /// JPEG: decode every scan of progressive files, never just their DC scans (slower; the
+    /// DC-only decode is used when the 1/8-scale image covers the output size).
+    #[arg(long)]
+    pub(crate) no_progressive_dc: bool,
     /// The worker pool.
     #[command(flatten)]
     pub(crate) pool: PoolArgs,

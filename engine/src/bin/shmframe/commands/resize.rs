@@ -95,6 +95,7 @@ pub(crate) fn run(a: &ResizeArgs, dir: &SegmentDir, started: Instant) -> Result<
         },
         max_pixels: a.max_pixels,
         min_oversample: a.oversample,
+        progressive_dc: !a.no_progressive_dc,
         ..ResizeSpec::new(width, height)
     };
     let encode = EncodeSpec {
