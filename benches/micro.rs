@@ -113,8 +113,58 @@ fn segments(c: &mut Criterion) {
 }
 
 fn images(c: &mut Criterion) {
-    // A photo-like 2400x1600 JPEG (smooth gradients plus texture), resized to 256x256.
-    let (w, h) = (2400u32, 1600u32);
+    // A photo-like JPEG (smooth gradients plus texture), baseline and progressive, resized to
+    // 256x256: 2400x1600 takes the reduced DCT decode (1/8 would be too small), 4096x2304 the
+    // DC-only decode when progressive. SHMFRAME_BENCH_JPEG=FILE adds a file of yours.
+    let mut g = c.benchmark_group("image");
+    g.throughput(Throughput::Elements(1));
+    for (w, h) in [(2400u32, 1600u32), (4096, 2304)] {
+        for progressive in [false, true] {
+            let jpg = photo_like_jpeg(w, h, progressive);
+            let kind = if progressive {
+                "progressive"
+            } else {
+                "baseline"
+            };
+            decode_variants(&mut g, &format!("{w}x{h} {kind}"), &jpg);
+        }
+    }
+    if let Some(path) = std::env::var_os("SHMFRAME_BENCH_JPEG") {
+        // cargo bench runs in engine/: relative paths are relative to it.
+        let jpg = std::fs::read(&path).unwrap_or_else(|e| {
+            panic!("SHMFRAME_BENCH_JPEG={}: {e} (cwd engine/)", path.display())
+        });
+        let name = std::path::Path::new(&path).file_name().unwrap_or_default();
+        decode_variants(&mut g, &name.to_string_lossy(), &jpg);
+    }
+    g.finish();
+}
+
+/// decode+resize to 256x256 with the defaults, without the DC-only decode, and in full.
+fn decode_variants(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    label: &str,
+    jpg: &[u8],
+) {
+    let variants = [
+        ("default", 2.0f32, true),
+        ("no-dc-only", 2.0, false),
+        ("full-decode", 0.0, false),
+    ];
+    for (variant, oversample, progressive_dc) in variants {
+        let spec = ResizeSpec {
+            min_oversample: oversample,
+            progressive_dc,
+            ..ResizeSpec::new(256, 256)
+        };
+        g.bench_function(
+            BenchmarkId::new(format!("decode+resize {label}"), variant),
+            |b| b.iter(|| resize_image(black_box(jpg), &spec).expect("resize")),
+        );
+    }
+}
+
+fn photo_like_jpeg(w: u32, h: u32, progressive: bool) -> Vec<u8> {
     let noise = values((w * h) as usize);
     let px: Vec<u8> = (0..(w * h) as usize)
         .flat_map(|i| {
@@ -133,19 +183,14 @@ fn images(c: &mut Criterion) {
         ImageFormat::Jpeg { quality: 90 },
     )
     .expect("encode");
-    let mut g = c.benchmark_group("image");
-    g.throughput(Throughput::Elements(1));
-    for (label, oversample) in [("reduced-dct", 2.0f32), ("full-decode", 0.0)] {
-        let spec = ResizeSpec {
-            min_oversample: oversample,
-            ..ResizeSpec::new(256, 256)
-        };
-        g.bench_function(
-            BenchmarkId::new("decode+resize 2400x1600 jpeg", label),
-            |b| b.iter(|| resize_image(black_box(&jpg), &spec).expect("resize")),
-        );
+    if !progressive {
+        return jpg;
     }
-    g.finish();
+    // Lossless re-encode of the same coefficients as a progressive JPEG.
+    let mut t = turbojpeg::Transformer::new().expect("transformer");
+    let mut transform = turbojpeg::Transform::default();
+    transform.progressive = true;
+    t.transform_to_vec(&transform, &jpg).expect("progressive")
 }
 
 fn main() {
