@@ -72,7 +72,6 @@ struct Worker {
     registry: Arc<KernelRegistry>,
     pool: Option<rayon::ThreadPool>,
     ro: HashMap<Loc, Arc<RoMap>>,
-    rw: HashMap<Loc, SegmentRw>,
 }
 
 /// Runs a worker until shutdown; returns the process exit code.
@@ -110,7 +109,6 @@ pub(crate) fn run(args: WorkerArgs, registry: Arc<KernelRegistry>) -> i32 {
         registry,
         pool,
         ro: HashMap::new(),
-        rw: HashMap::new(),
     };
     w.main_loop()
 }
@@ -155,7 +153,6 @@ impl Worker {
 
     fn purge(&mut self) {
         self.ro.retain(|_, m| !m.stale());
-        self.rw.retain(|_, m| !m.is_unlinked());
     }
 
     fn leave(&self, seq: u32) {
@@ -179,9 +176,8 @@ impl Worker {
     }
 
     fn run_job(&mut self, seq: u32) {
-        if self.ro.len() + self.rw.len() > 64 {
+        if self.ro.len() > 64 {
             self.ro.clear();
-            self.rw.clear();
         }
         self.purge();
         let desc: JobDesc = match serde_json::from_slice(&self.control.read_blob(true)) {
@@ -196,10 +192,19 @@ impl Worker {
             self.leave(seq);
             return;
         }
-        if let Err(msg) = self.claim_loop(&desc) {
-            self.fail(&op_name(&desc.op), 0, 0, msg);
-        }
+        let output = match self.claim_loop(&desc) {
+            Ok(output) => output,
+            Err(msg) => {
+                self.fail(&op_name(&desc.op), 0, 0, msg);
+                None
+            }
+        };
         self.leave(seq);
+        // Unmapped only now, after the job is complete: tearing down the page tables of a
+        // large output is not the job's time. Outputs are never kept: each job writes a fresh
+        // segment, and a mapping held here would make the worker, not the coordinator, the
+        // one that frees the pages when the frame is dropped (measured: 12% of a job's time).
+        drop(output);
     }
 
     fn ro_map(&mut self, loc: &Loc) -> Result<Arc<RoMap>, String> {
@@ -218,7 +223,9 @@ impl Worker {
         Ok(m)
     }
 
-    fn claim_loop(&mut self, desc: &JobDesc) -> Result<(), String> {
+    /// Claims and computes chunks until none is left; returns the output mapping, to be
+    /// dropped after the worker has left the job.
+    fn claim_loop(&mut self, desc: &JobDesc) -> Result<Option<SegmentRw>, String> {
         let n = self.control.word(N_CHUNKS).load(Ordering::Acquire) as usize;
         // Map everything once per job.
         let input = match &desc.input {
@@ -261,17 +268,11 @@ impl Worker {
         };
         let mut out = match &desc.output {
             Some((b, _, _)) => {
-                let seg = match self.rw.remove(&b.loc) {
-                    Some(s) => s,
-                    None => {
-                        let Loc::Segment(name) = &b.loc else {
-                            return Err("outputs must be segments".into());
-                        };
-                        let name = SegmentName::parse(name).map_err(|e| e.to_string())?;
-                        SegmentRw::attach(&name, &self.args.dir).map_err(|e| e.to_string())?
-                    }
+                let Loc::Segment(name) = &b.loc else {
+                    return Err("outputs must be segments".into());
                 };
-                Some(seg)
+                let name = SegmentName::parse(name).map_err(|e| e.to_string())?;
+                Some(SegmentRw::attach(&name, &self.args.dir).map_err(|e| e.to_string())?)
             }
             None => None,
         };
@@ -344,10 +345,7 @@ impl Worker {
                 claim(c, self);
             }
         }
-        if let (Some(seg), Some((b, _, _))) = (out, &desc.output) {
-            self.rw.insert(b.loc.clone(), seg);
-        }
-        Ok(())
+        Ok(out)
     }
 
     #[allow(clippy::too_many_arguments)] // the one dispatch point for every kind of job
