@@ -1,8 +1,10 @@
 //! The engine's own benchmark (issue 3): row L2 norm against the machine's memory-read
 //! bandwidth, empty-job round trip, pool start, and the workers' private memory during a job.
 //!
-//! Run: `cargo bench -p shmframe --bench pool` (`-- --quick` for a short run). Prints one
-//! table; every figure is a median over repetitions measured side by side in this run.
+//! Run: `cargo bench -p shmframe --bench pool` (`-- --quick` for a short run; `-- --rows N
+//! --cols D` for another f64 shape; `-- --json` adds one JSON line of the medians, for
+//! scripts such as `benches/cli_e2e.sh`). Prints one table; every figure is a median over
+//! repetitions measured side by side in this run.
 //!
 //! `harness = false` and no threads before the pool is forked: the engine refuses to fork a
 //! multi-threaded process.
@@ -71,12 +73,22 @@ fn private_dirty_kb(pid: u32) -> Option<u64> {
     Some(total)
 }
 
+/// The value after `--flag` on the command line.
+fn arg(flag: &str) -> Option<usize> {
+    let args: Vec<String> = std::env::args().collect();
+    let i = args.iter().position(|a| a == flag)?;
+    let v = args.get(i + 1).unwrap_or_else(|| panic!("{flag} needs a number"));
+    Some(v.parse().unwrap_or_else(|_| panic!("{flag} {v}: not a number")))
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    let json = std::env::args().any(|a| a == "--json");
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
     let (rows, cols) = if quick { (1 << 19, 16) } else { (1 << 21, 16) }; // 64 / 256 MiB of f64
+    let (rows, cols) = (arg("--rows").unwrap_or(rows), arg("--cols").unwrap_or(cols));
     let reps = if quick { 5 } else { 15 };
 
     // Pool start, before anything else (fork needs a single-threaded process).
@@ -124,6 +136,7 @@ fn main() {
     }
     // Interleaved repetitions: probe(1), probe(N), single-process kernel, engine job.
     let (mut p1, mut pn, mut single, mut job) = (vec![], vec![], vec![], vec![]);
+    let mut run_wall = vec![];
     let mut dirty_kb = 0u64;
     for _ in 0..reps {
         let t = Instant::now();
@@ -135,6 +148,7 @@ fn main() {
         let t = Instant::now();
         apply_rows(&RowKernel::L2, Accumulate::F64, data, cols, None, &mut want).unwrap();
         single.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
         let (out, stats) = engine
             .run_full(
                 Kernel::Row(RowKernel::L2),
@@ -144,6 +158,7 @@ fn main() {
                 &RunOptions::default(),
             )
             .unwrap();
+        run_wall.push(t.elapsed().as_secs_f64());
         job.push(stats.seconds);
         dirty_kb = dirty_kb.max(
             engine
@@ -210,10 +225,17 @@ fn main() {
         100.0 * mpn / ms
     );
     println!(
-        "| L2 norm, shmframe {workers} workers | {:.2} ms | {:.2} | {:.0}% |",
+        "| L2 norm, shmframe {workers} workers (job: post to done) | {:.2} ms | {:.2} | {:.0}% |",
         mj * 1e3,
         gb(mj),
         100.0 * mpn / mj
+    );
+    let mw = median(&mut run_wall);
+    println!(
+        "| L2 norm, shmframe {workers} workers (`run` call: output segment made, job, frame) | {:.2} ms | {:.2} | {:.0}% |",
+        mw * 1e3,
+        gb(mw),
+        100.0 * mpn / mw
     );
     println!();
     let (rt50, rt99) = (pct(&mut rt, 0.5), pct(&mut rt, 0.99));
@@ -236,5 +258,10 @@ fn main() {
         100.0 * dirty_kb as f64 * 1024.0 / bytes,
         bytes / 1048576.0
     );
+    if json {
+        println!(
+            "{{\"rows\":{rows},\"cols\":{cols},\"workers\":{workers},\"probe1_s\":{mp1},\"proben_s\":{mpn},\"single_s\":{ms},\"job_s\":{mj},\"run_s\":{mw},\"rt_median_s\":{rt50},\"rt_p99_s\":{rt99},\"start_s\":{sm}}}"
+        );
+    }
     let _ = Duration::ZERO;
 }
