@@ -11,6 +11,12 @@ use crate::errors::bad_input;
 /// The values of a float column (a vector, or the flat values of a FixedSizeList matrix) as
 /// f64, with the row width.
 pub(crate) fn float_values(col: &ArrayRef) -> Option<(Vec<f64>, usize)> {
+    first_float_values(col, usize::MAX).map(|(v, width, _)| (v, width))
+}
+
+/// The first `n` of [`float_values`], the row width and how many values there are in all:
+/// what a summary shows, without copying a large result.
+pub(crate) fn first_float_values(col: &ArrayRef, n: usize) -> Option<(Vec<f64>, usize, usize)> {
     let (values, width) = match col.data_type() {
         DataType::FixedSizeList(_, w) => {
             let fsl = col.as_any().downcast_ref::<FixedSizeListArray>()?;
@@ -20,6 +26,8 @@ pub(crate) fn float_values(col: &ArrayRef) -> Option<(Vec<f64>, usize)> {
         }
         _ => (col.clone(), 1),
     };
+    let total = values.len();
+    let values = values.slice(0, n.min(total));
     let v = if let Some(a) = values.as_any().downcast_ref::<Float64Array>() {
         a.values().to_vec()
     } else if let Some(a) = values.as_any().downcast_ref::<Float32Array>() {
@@ -27,7 +35,7 @@ pub(crate) fn float_values(col: &ArrayRef) -> Option<(Vec<f64>, usize)> {
     } else {
         return None;
     };
-    Some((v, width))
+    Some((v, width, total))
 }
 
 /// Writes the first column of `batch` as `.npy` (1-D for a vector, 2-D for a matrix).

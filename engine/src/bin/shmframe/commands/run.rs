@@ -11,7 +11,7 @@ use shmframe::{Kernel, RowKernel, RunOptions, SegmentDir, SharedFrame};
 use super::{check_source, pool_engine, type_name};
 use crate::cli::RunArgs;
 use crate::errors::bad_input;
-use crate::output::{float_values, write_batch};
+use crate::output::{first_float_values, write_batch};
 
 /// Reads a query vector: a 1-D (or 1 x n) f64 or f32 `.npy`.
 fn read_query(path: &Path) -> Result<Vec<f64>> {
@@ -182,14 +182,14 @@ pub(crate) fn run(a: &RunArgs, dir: &SegmentDir, started: Instant) -> Result<()>
             engine.workers(),
             stats.chunks
         );
-        if let Some((vals, width)) = float_values(out.batch().column(0)) {
-            let shown: Vec<String> = vals.iter().take(5).map(|v| format!("{v:.6}")).collect();
+        if let Some((vals, width, total)) = first_float_values(out.batch().column(0), 5) {
+            let shown: Vec<String> = vals.iter().map(|v| format!("{v:.6}")).collect();
             let what = if width == 1 {
                 "first values"
             } else {
                 "first row starts"
             };
-            let more = if vals.len() > 5 { ", …" } else { "" };
+            let more = if total > vals.len() { ", …" } else { "" };
             println!("{what}: [{}{more}]", shown.join(", "));
         }
         println!(
