@@ -77,8 +77,13 @@ fn private_dirty_kb(pid: u32) -> Option<u64> {
 fn arg(flag: &str) -> Option<usize> {
     let args: Vec<String> = std::env::args().collect();
     let i = args.iter().position(|a| a == flag)?;
-    let v = args.get(i + 1).unwrap_or_else(|| panic!("{flag} needs a number"));
-    Some(v.parse().unwrap_or_else(|_| panic!("{flag} {v}: not a number")))
+    let v = args
+        .get(i + 1)
+        .unwrap_or_else(|| panic!("{flag} needs a number"));
+    Some(
+        v.parse()
+            .unwrap_or_else(|_| panic!("{flag} {v}: not a number")),
+    )
 }
 
 fn main() {
