@@ -30,50 +30,23 @@ pub(crate) struct WorkerArgs {
     pub(crate) memory_limit: u64,
 }
 
-/// An input mapping, cached across jobs.
-struct RoMap {
-    map: RoKind,
-    /// Whether a job has run over this mapping already (its pages are likely mapped).
-    warm: std::sync::atomic::AtomicBool,
-}
-
-enum RoKind {
+enum RoMap {
     Segment(Segment),
     File(MappedFile),
 }
 
 impl RoMap {
-    fn new(map: RoKind) -> Self {
-        RoMap {
-            map,
-            warm: std::sync::atomic::AtomicBool::new(false),
-        }
-    }
-
-    /// In the first job over this mapping, maps the pages of `range` (absolute bytes) in one
-    /// call before they are read, instead of one fault per 16 pages: a command's only job
-    /// reads a freshly mapped file. Later jobs skip it (walking mapped pages again costs).
-    fn prefault(&self, range: std::ops::Range<usize>) {
-        if self.warm.load(Ordering::Relaxed) {
-            return;
-        }
-        match &self.map {
-            RoKind::Segment(s) => s.populate_read(range),
-            RoKind::File(f) => f.populate_read(range),
-        }
-    }
-
     fn bytes(&self) -> &[u8] {
-        match &self.map {
-            RoKind::Segment(s) => s.bytes(),
-            RoKind::File(f) => f.bytes(),
+        match self {
+            RoMap::Segment(s) => s.bytes(),
+            RoMap::File(f) => f.bytes(),
         }
     }
 
     fn stale(&self) -> bool {
-        match &self.map {
-            RoKind::Segment(s) => s.is_unlinked(),
-            RoKind::File(_) => false,
+        match self {
+            RoMap::Segment(s) => s.is_unlinked(),
+            RoMap::File(_) => false,
         }
     }
 }
@@ -241,11 +214,10 @@ impl Worker {
         let m = match loc {
             Loc::Segment(name) => {
                 let name = SegmentName::parse(name).map_err(|e| e.to_string())?;
-                RoKind::Segment(Segment::attach(&name, &self.args.dir).map_err(|e| e.to_string())?)
+                RoMap::Segment(Segment::attach(&name, &self.args.dir).map_err(|e| e.to_string())?)
             }
-            Loc::File(p) => RoKind::File(MappedFile::open(p).map_err(|e| e.to_string())?),
+            Loc::File(p) => RoMap::File(MappedFile::open(p).map_err(|e| e.to_string())?),
         };
-        let m = RoMap::new(m);
         let m = Arc::new(m);
         self.ro.insert(loc.clone(), m.clone());
         Ok(m)
@@ -373,9 +345,6 @@ impl Worker {
                 claim(c, self);
             }
         }
-        for (m, _) in &input {
-            m.warm.store(true, Ordering::Relaxed);
-        }
         Ok(out)
     }
 
@@ -412,7 +381,6 @@ impl Worker {
             (op, Some(InputDesc::Matrix { dtype, cols, .. })) => {
                 let (m, b) = &input[0];
                 let w = dtype.width() * cols;
-                m.prefault(b.offset + r0 * w..b.offset + r1 * w);
                 let in_bytes = &m.bytes()[b.offset + r0 * w..b.offset + r1 * w];
                 self.matrix_op(op, *dtype, *cols, in_bytes, query_bytes, out_bytes)
             }
