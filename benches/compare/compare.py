@@ -1095,6 +1095,17 @@ def mem_table(mem, nbytes):
     return "\n".join(lines)
 
 
+def save_plot(fig, name):
+    """Lays out `fig`, writes it to docs/img/`name`, closes it; returns the path."""
+    import matplotlib.pyplot as plt  # plots() has chosen the backend
+
+    fig.tight_layout()
+    f = IMG / name
+    fig.savefig(f)
+    plt.close(fig)
+    return f
+
+
 def plots(shapes, methods_by_shape, rtt, cb, n, sc=None):
     import matplotlib
 
@@ -1142,11 +1153,7 @@ def plots(shapes, methods_by_shape, rtt, cb, n, sc=None):
             fontsize=9,
         )
         ax.tick_params(axis="x", labelsize=8)
-        fig.tight_layout()
-        f = IMG / f"compare-throughput-{res['key']}.png"
-        fig.savefig(f)
-        plt.close(fig)
-        files[res["key"]] = f
+        files[res["key"]] = save_plot(fig, f"compare-throughput-{res['key']}.png")
     fig, ax = plt.subplots(figsize=(6.4, 2.8), dpi=100)
     names = {"mp_pool": "Pool.apply", "ppe": "ProcessPoolExecutor", "ray": "Ray"}
     data = [(names[k], np.array(v) * 1e6) for k, v in rtt.items()]
@@ -1162,11 +1169,7 @@ def plots(shapes, methods_by_shape, rtt, cb, n, sc=None):
     ax.set_title(f"Empty-task round trip on a warm pool, {n} workers (CDF)", fontsize=9)
     ax.legend(fontsize=7)
     ax.tick_params(labelsize=8)
-    fig.tight_layout()
-    f = IMG / "compare-roundtrip.png"
-    fig.savefig(f)
-    plt.close(fig)
-    files["rtt"] = f
+    files["rtt"] = save_plot(fig, "compare-roundtrip.png")
     if sc is not None:
         ws = sorted(sc["sf"])
         nb = sc["nbytes"]
@@ -1183,11 +1186,7 @@ def plots(shapes, methods_by_shape, rtt, cb, n, sc=None):
         ax.set_title(f"Scaling, row L2 norms of {sc['desc']} ({nb / MiB:.0f} MiB)", fontsize=9)
         ax.legend(fontsize=7)
         ax.tick_params(labelsize=8)
-        fig.tight_layout()
-        f = IMG / "compare-scaling.png"
-        fig.savefig(f)
-        plt.close(fig)
-        files["scaling"] = f
+        files["scaling"] = save_plot(fig, "compare-scaling.png")
     return files
 
 

@@ -7,65 +7,16 @@
 
 mod common;
 
-use common::files_below;
+use common::{TempDir, files_below};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use shmframe::RowKernel;
 use shmframe::npy::NpyFile;
 
 const BIN: &str = env!("CARGO_BIN_EXE_shmframe");
-
-/// A fresh directory, removed with everything in it on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "shmframe-cli-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(p.join("seg")).expect("create temp dir");
-        TempDir(p)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    /// The private segment directory of this test.
-    fn seg(&self) -> PathBuf {
-        self.0.join("seg")
-    }
-
-    /// `shmframe.*` objects left in the segment directory.
-    fn segments(&self) -> Vec<String> {
-        segments_in(&self.seg())
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn segments_in(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("shmframe."))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 /// Removes the named segments with `shmframe rm` on drop (ignoring ones already gone).
 struct SegGuard {
@@ -777,24 +728,6 @@ fn gradient_rgb(w: u32, h: u32) -> Vec<u8> {
         .collect()
 }
 
-fn encode_png(px: &[u8], w: u32, h: u32, color: image::ExtendedColorType) -> Vec<u8> {
-    use image::ImageEncoder;
-    let mut out = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut out)
-        .write_image(px, w, h, color)
-        .expect("png encode");
-    out
-}
-
-fn encode_webp(px: &[u8], w: u32, h: u32) -> Vec<u8> {
-    use image::ImageEncoder;
-    let mut out = Vec::new();
-    image::codecs::webp::WebPEncoder::new_lossless(&mut out)
-        .write_image(px, w, h, image::ExtendedColorType::Rgb8)
-        .expect("webp encode");
-    out
-}
-
 fn encode_jpeg(px: &[u8], w: u32, h: u32) -> Vec<u8> {
     let image = turbojpeg::Image {
         pixels: px,
@@ -842,18 +775,26 @@ fn image_folder(t: &TempDir) -> PathBuf {
     put("a.jpg", encode_jpeg(&gradient_rgb(64, 48), 64, 48));
     put(
         "b.png",
-        encode_png(
+        common::png(
             &FLAT.repeat(50 * 30),
             50,
             30,
             image::ExtendedColorType::Rgb8,
         ),
     );
-    put("c.webp", encode_webp(&gradient_rgb(30, 40), 30, 40));
+    put(
+        "c.webp",
+        common::webp_lossless(
+            &gradient_rgb(30, 40),
+            30,
+            40,
+            image::ExtendedColorType::Rgb8,
+        ),
+    );
     put("sub/d.jpg", encode_jpeg(&gradient_rgb(80, 60), 80, 60));
     put(
         "sub/deeper/e.png",
-        encode_png(
+        common::png(
             &gradient_rgb(20, 20),
             20,
             20,
@@ -1130,54 +1071,25 @@ fn resize_bad_usage_exits_2() {
         !t.path("out").exists(),
         "an output folder was made for a missing input"
     );
-    fails_with_2(
-        &["resize", "in", "out", "--size", "0x5"],
-        &t.0,
-        seg,
-        "--size 0x5",
-    );
-    fails_with_2(
-        &["resize", "in", "out", "--size", "big"],
-        &t.0,
-        seg,
-        "WIDTHxHEIGHT",
-    );
-    fails_with_2(
-        &["resize", "in", "out", "--size", "16385x10"],
-        &t.0,
-        seg,
-        "1 to 16384",
-    );
-    fails_with_2(
-        &["resize", "in", "out", "--quality", "0"],
-        &t.0,
-        seg,
-        "--quality 0",
-    );
-    fails_with_2(
-        &["resize", "in", "out", "--quality", "101"],
-        &t.0,
-        seg,
-        "--quality 101",
-    );
-    fails_with_2(
-        &["resize", "in", "out", "--workers", "0"],
-        &t.0,
-        seg,
-        "--workers",
-    );
-    fails_with_2(
-        &["resize", "in", "out", "--tensor-out", "pixels.csv"],
-        &t.0,
-        seg,
-        "--tensor-out",
-    );
-    fails_with_2(
-        &["resize", "in", "out", "--fit", "squash"],
-        &t.0,
-        seg,
-        "squash",
-    );
+    // Bad option values: each refused with a sentence naming it, before any work.
+    let bad: &[(&[&str], &str)] = &[
+        (&["--size", "0x5"], "--size 0x5"),
+        (&["--size", "big"], "WIDTHxHEIGHT"),
+        (&["--size", "16385x10"], "1 to 16384"),
+        (&["--quality", "0"], "--quality 0"),
+        (&["--quality", "101"], "--quality 101"),
+        (&["--workers", "0"], "--workers"),
+        (&["--tensor-out", "pixels.csv"], "--tensor-out"),
+        (&["--fit", "squash"], "squash"),
+    ];
+    for (opts, needle) in bad {
+        let args: Vec<&str> = ["resize", "in", "out"]
+            .iter()
+            .chain(opts.iter())
+            .copied()
+            .collect();
+        fails_with_2(&args, &t.0, seg, needle);
+    }
     fails_with_2(&["resize", "in"], &t.0, seg, "OUT_DIR");
     // Two inputs that would be written to the same file: refused before any work.
     std::fs::copy(t.path("in/c.webp"), t.path("in/a.png")).unwrap();

@@ -346,40 +346,60 @@ fn eight_engines_share_one_segment() -> TestResult {
     r
 }
 
-/// As root: a private mount namespace with an 8 MiB tmpfs on /dev/shm; `load` and `run` of a
-/// 24 MiB matrix fail with the clear space error before any work and leave nothing behind
-/// (exit code 1: a runtime failure, not bad input; `run` maps the .arrow input in place, so it is the 24 MiB normalised output that cannot
-/// be reserved).
-fn small_dev_shm_fails_cleanly() -> TestResult {
+/// Runs the shell `commands` in a private mount namespace whose /dev/shm is an 8 MiB tmpfs,
+/// then counts the shmframe objects left there (the last line of the output). Returns its
+/// stdout, or `None` (having said why) where that cannot be done: not root, no `unshare`,
+/// no tmpfs mount.
+fn on_small_dev_shm(commands: &str) -> Result<Option<String>, String> {
     if !nix::unistd::geteuid().is_root() || Command::new("unshare").arg("--help").output().is_err()
     {
         println!("  skipped: needs root and unshare");
-        return Ok(());
+        return Ok(None);
     }
-    let dir = std::env::temp_dir().join(format!("shmframe-smallshm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let x = dir.join("x.npy");
     let script = format!(
-        "set -u; mount -t tmpfs -o size=8m tmpfs /dev/shm || exit 77; \
-         {BIN} gen matrix --rows 200000 --cols 16 --dtype f64 --seed 1 --out {x}.arrow >/dev/null || exit 10; \
-         {BIN} load {x}.arrow --name big 2>{d}/load.err; echo load=$?; \
-         {BIN} run normalize --input {x}.arrow --workers 2 2>{d}/run.err; echo run=$?; \
-         ls /dev/shm | grep -c shmframe || true",
-        x = x.display(),
-        d = dir.display()
+        "set -u; mount -t tmpfs -o size=8m tmpfs /dev/shm || exit 77; {commands} \
+         ls /dev/shm | grep -c shmframe || true"
     );
     let out = Command::new("unshare")
         .args(["-m", "--propagation", "private", "sh", "-c", &script])
         .output()
         .map_err(|e| e.to_string())?;
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    if out.status.code() == Some(77) {
+        println!("  skipped: cannot mount a tmpfs here");
+        return Ok(None);
+    }
+    Ok(Some(String::from_utf8_lossy(&out.stdout).to_string()))
+}
+
+/// The space error users must get: what is missing, what is free, and the Docker hint.
+fn is_clear_space_error(err: &str) -> Result<(), String> {
+    if !err.contains("not enough space") || !err.contains("free") || !err.contains("shm-size") {
+        return Err(format!("space error not clear: {err}"));
+    }
+    Ok(())
+}
+
+/// As root: a private mount namespace with an 8 MiB tmpfs on /dev/shm; `load` and `run` of a
+/// 24 MiB matrix fail with the clear space error before any work and leave nothing behind
+/// (exit code 1: a runtime failure, not bad input; `run` maps the .arrow input in place, so
+/// it is the 24 MiB normalised output that cannot be reserved).
+fn small_dev_shm_fails_cleanly() -> TestResult {
+    let dir = std::env::temp_dir().join(format!("shmframe-smallshm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let x = dir.join("x.npy");
+    let stdout = on_small_dev_shm(&format!(
+        "{BIN} gen matrix --rows 200000 --cols 16 --dtype f64 --seed 1 --out {x}.arrow >/dev/null || exit 10; \
+         {BIN} load {x}.arrow --name big 2>{d}/load.err; echo load=$?; \
+         {BIN} run normalize --input {x}.arrow --workers 2 2>{d}/run.err; echo run=$?;",
+        x = x.display(),
+        d = dir.display()
+    ));
     let load_err = std::fs::read_to_string(dir.join("load.err")).unwrap_or_default();
     let run_err = std::fs::read_to_string(dir.join("run.err")).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
-    if out.status.code() == Some(77) {
-        println!("  skipped: cannot mount a tmpfs here");
+    let Some(stdout) = stdout? else {
         return Ok(());
-    }
+    };
     let lines: Vec<&str> = stdout.lines().collect();
     if lines.len() != 3 || lines[0] != "load=1" || lines[1] != "run=1" || lines[2] != "0" {
         return Err(format!(
@@ -387,9 +407,7 @@ fn small_dev_shm_fails_cleanly() -> TestResult {
         ));
     }
     for err in [&load_err, &run_err] {
-        if !err.contains("not enough space") || !err.contains("free") || !err.contains("shm-size") {
-            return Err(format!("space error not clear: {err}"));
-        }
+        is_clear_space_error(err)?;
     }
     println!(
         "  figures: load and run on an 8 MiB /dev/shm: {} / {}",
@@ -403,11 +421,6 @@ fn small_dev_shm_fails_cleanly() -> TestResult {
 /// segment) fail with the clear space error, exit code 1, before any image is decoded or
 /// written, and leave no segment and no file behind; a small job on the same tmpfs succeeds.
 fn small_dev_shm_resize_fails_cleanly() -> TestResult {
-    if !nix::unistd::geteuid().is_root() || Command::new("unshare").arg("--help").output().is_err()
-    {
-        println!("  skipped: needs root and unshare");
-        return Ok(());
-    }
     let dir = std::env::temp_dir().join(format!("shmframe-smallshm-img-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     for d in ["few", "big"] {
@@ -419,19 +432,12 @@ fn small_dev_shm_resize_fails_cleanly() -> TestResult {
     let big: Vec<u8> = (0..10 << 20).map(|_| rng.next() as u8).collect();
     std::fs::write(dir.join("big/big.jpg"), big).map_err(|e| e.to_string())?;
     write_test_images(&dir.join("big"), 2, 12);
-    let script = format!(
-        "set -u; mount -t tmpfs -o size=8m tmpfs /dev/shm || exit 77; \
-         {BIN} resize {d}/few {d}/out-tensor --size 1024x1024 --workers 2 2>{d}/tensor.err; echo tensor=$?; \
+    let stdout = on_small_dev_shm(&format!(
+        "{BIN} resize {d}/few {d}/out-tensor --size 1024x1024 --workers 2 2>{d}/tensor.err; echo tensor=$?; \
          {BIN} resize {d}/big {d}/out-input --size 32x32 --workers 2 2>{d}/input.err; echo input=$?; \
-         {BIN} resize {d}/few {d}/out-small --size 64x64 --workers 2 >/dev/null 2>{d}/small.err; echo small=$?; \
-         ls /dev/shm | grep -c shmframe || true",
+         {BIN} resize {d}/few {d}/out-small --size 64x64 --workers 2 >/dev/null 2>{d}/small.err; echo small=$?;",
         d = dir.display()
-    );
-    let out = Command::new("unshare")
-        .args(["-m", "--propagation", "private", "sh", "-c", &script])
-        .output()
-        .map_err(|e| e.to_string())?;
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    ));
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
     let (tensor_err, input_err, small_err) =
         (read("tensor.err"), read("input.err"), read("small.err"));
@@ -442,10 +448,9 @@ fn small_dev_shm_resize_fails_cleanly() -> TestResult {
         written("out-small"),
     );
     let _ = std::fs::remove_dir_all(&dir);
-    if out.status.code() == Some(77) {
-        println!("  skipped: cannot mount a tmpfs here");
+    let Some(stdout) = stdout? else {
         return Ok(());
-    }
+    };
     let lines: Vec<&str> = stdout.lines().collect();
     if lines != ["tensor=1", "input=1", "small=0", "0"] {
         return Err(format!(
@@ -454,9 +459,7 @@ fn small_dev_shm_resize_fails_cleanly() -> TestResult {
         ));
     }
     for err in [&tensor_err, &input_err] {
-        if !err.contains("not enough space") || !err.contains("free") || !err.contains("shm-size") {
-            return Err(format!("space error not clear: {err}"));
-        }
+        is_clear_space_error(err)?;
     }
     if !w_tensor.is_empty() || !w_input.is_empty() {
         return Err(format!("failed jobs wrote files: {w_tensor:?} {w_input:?}"));

@@ -12,12 +12,11 @@
 
 mod common;
 
-use common::{Rng, TestFn, TestResult, files_below, our_segments};
+use common::{Rng, TempDir, TestFn, TestResult, files_below, our_segments, png, webp_lossless};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use arrow_array::{
@@ -54,41 +53,6 @@ macro_rules! ensure {
 
 // ---------------------------------------------------------------------------------------------
 // Scaffolding: temporary folders, segments of this process, the engine.
-
-/// A fresh folder under the system temp dir, removed with everything in it on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "shmframe-images-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("create temp dir");
-        TempDir(p)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    /// Writes `bytes` to `name` (creating parent folders) and returns its path.
-    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let p = self.path(name);
-        std::fs::create_dir_all(p.parent().unwrap()).expect("mkdir");
-        std::fs::write(&p, bytes).expect("write test image");
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn nanos() -> u32 {
     std::time::SystemTime::now()
@@ -349,14 +313,6 @@ fn with_exif(j: &[u8], o: u8) -> Vec<u8> {
     out
 }
 
-fn png(px: &[u8], w: u32, h: u32, color: image::ExtendedColorType) -> Vec<u8> {
-    let mut out = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut out)
-        .write_image(px, w, h, color)
-        .expect("png encode");
-    out
-}
-
 fn png_with_exif(px: &[u8], w: u32, h: u32, o: u8) -> Vec<u8> {
     let mut out = Vec::new();
     let mut enc = image::codecs::png::PngEncoder::new(&mut out);
@@ -370,14 +326,6 @@ fn png_with_exif(px: &[u8], w: u32, h: u32, o: u8) -> Vec<u8> {
 fn png16(v: &[u16], w: u32, h: u32, color: image::ExtendedColorType) -> Vec<u8> {
     let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_ne_bytes()).collect();
     png(&bytes, w, h, color)
-}
-
-fn webp_lossless(px: &[u8], w: u32, h: u32, color: image::ExtendedColorType) -> Vec<u8> {
-    let mut out = Vec::new();
-    image::codecs::webp::WebPEncoder::new_lossless(&mut out)
-        .write_image(px, w, h, color)
-        .expect("webp encode");
-    out
 }
 
 fn crc32(data: &[u8]) -> u32 {

@@ -1,4 +1,5 @@
-//! What the `harness = false` test binaries share: the runner and the leak check.
+//! What the test binaries share: the runner and the leak check of the `harness = false`
+//! ones, a reproducible generator, and image encoders.
 //!
 //! The engine forks its workers and refuses to in a multi-threaded process, so these binaries
 //! run their tests in order on the main thread instead of under libtest. The runner prints one
@@ -109,4 +110,85 @@ pub(crate) fn run(tests: Vec<(&str, TestFn)>) -> ! {
     }
     println!("{passed} passed, {failed} failed");
     std::process::exit(i32::from(failed != 0));
+}
+
+/// PNG bytes of `px` (`w` x `h`, pixels of `color`), through the `image` crate.
+pub(crate) fn png(px: &[u8], w: u32, h: u32, color: image::ExtendedColorType) -> Vec<u8> {
+    use image::ImageEncoder;
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut out)
+        .write_image(px, w, h, color)
+        .expect("png encode");
+    out
+}
+
+/// Lossless WebP bytes of `px`, through the `image` crate.
+pub(crate) fn webp_lossless(px: &[u8], w: u32, h: u32, color: image::ExtendedColorType) -> Vec<u8> {
+    use image::ImageEncoder;
+    let mut out = Vec::new();
+    image::codecs::webp::WebPEncoder::new_lossless(&mut out)
+        .write_image(px, w, h, color)
+        .expect("webp encode");
+    out
+}
+
+/// A fresh folder under the system temp dir, removed with everything in it on drop. It has a
+/// `seg` folder for tests that give the command a private segment directory.
+pub(crate) struct TempDir(pub(crate) std::path::PathBuf);
+
+impl TempDir {
+    /// `shmframe-test-TAG-PID-N`, empty but for `seg/`.
+    pub(crate) fn new(tag: &str) -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "shmframe-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(p.join("seg")).expect("create temp dir");
+        TempDir(p)
+    }
+
+    /// `name` inside the folder.
+    pub(crate) fn path(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+
+    /// Writes `bytes` to `name` (creating parent folders) and returns its path.
+    pub(crate) fn write(&self, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let p = self.path(name);
+        std::fs::create_dir_all(p.parent().unwrap()).expect("mkdir");
+        std::fs::write(&p, bytes).expect("write test file");
+        p
+    }
+
+    /// The private segment directory.
+    pub(crate) fn seg(&self) -> std::path::PathBuf {
+        self.0.join("seg")
+    }
+
+    /// `shmframe.*` objects left in the private segment directory.
+    pub(crate) fn segments(&self) -> Vec<String> {
+        segments_in(&self.seg())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Names of the `shmframe.*` objects in `dir` (none if it cannot be read).
+pub(crate) fn segments_in(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("shmframe."))
+                .collect()
+        })
+        .unwrap_or_default()
 }
