@@ -5,8 +5,9 @@
 //! coefficients first, in one or two small scans (plus a one-bit refinement scan later),
 //! and the AC coefficients in later scans that hold 80-90% of the bytes and cost most of the
 //! decoding time. Reading only the DC scans and stepping over the others (a byte search for
-//! the next marker) gives the 1/8-scale image 10-30x faster than a libjpeg decode, which
-//! must entropy-decode every scan into a whole-image coefficient buffer first.
+//! the next marker) makes decode+resize to 256x256 about 7x faster than through libjpeg on a
+//! 10.7 MP photo and 14x on a synthetic 9.4 MP image (`benches/micro.rs`); libjpeg must
+//! entropy-decode every scan into a whole-image coefficient buffer first.
 //!
 //! Luma is exactly libjpeg's 1/8-scale luma. Chroma differs slightly: libjpeg decodes
 //! subsampled chroma at 1/4 scale (a 2x2 inverse DCT, three AC coefficients) where this

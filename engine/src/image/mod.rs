@@ -115,8 +115,8 @@ pub struct ResizeSpec {
     pub min_oversample: f32,
     /// JPEG only: a progressive JPEG whose 1/8-scale image still covers the resampled size
     /// (Pillow `draft`'s rule, which ignores `min_oversample`) is decoded from its DC scans
-    /// alone, skipping the AC scans that hold most of its bytes: 10-30x faster, with the same
-    /// luma as libjpeg's 1/8-scale decode (default true; off, or `min_oversample` 0, decodes
+    /// alone, skipping the AC scans that hold most of its bytes: about 7x faster on a 10.7 MP
+    /// photo, with the same luma as libjpeg's 1/8-scale decode (default true; off, or `min_oversample` 0, decodes
     /// every scan).
     pub progressive_dc: bool,
 }
