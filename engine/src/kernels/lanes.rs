@@ -6,8 +6,9 @@
 //! lane loop into SIMD code (two 4 x f64 vectors with AVX2, four 2 x f64
 //! vectors with baseline SSE2). The lanes are combined as a balanced tree;
 //! the remainder (`len % LANES` elements) is folded sequentially and added
-//! last. No shape is special-cased: a row of 3 elements only runs the
-//! remainder loop.
+//! last. A row of 3 elements only runs the remainder loop. These functions
+//! take any length; `rows::each_row` calls them with a constant length for
+//! a few common widths, and they unroll completely there.
 //!
 //! `T` is the element type, `A` the accumulator type and `w` the widening
 //! conversion `T -> A` (`f64::from` for [`Accumulate::F64`], the identity

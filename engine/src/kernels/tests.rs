@@ -268,6 +268,43 @@ property!(
     F32_NATIVE_TOL
 );
 
+/// `(cols, data, query)` with `cols` one of the widths `rows::each_row` specialises (8, 16,
+/// 32) or a neighbour, and `rows` in `0..=150`: several row blocks, a partial last one.
+fn fixed_width_matrix<T: std::fmt::Debug + Clone + 'static>(
+    value: BoxedStrategy<T>,
+) -> impl Strategy<Value = (usize, Vec<T>, Vec<T>)> {
+    let widths = prop::sample::select(vec![7_usize, 8, 9, 15, 16, 17, 31, 32, 33]);
+    (widths, 0_usize..=150).prop_flat_map(move |(cols, rows)| {
+        let v = value.clone();
+        (
+            Just(cols),
+            prop::collection::vec(v.clone(), rows * cols),
+            prop::collection::vec(v, cols),
+        )
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn f64_fixed_widths((cols, data, query) in fixed_width_matrix(f64_value(Class::Mixed))) {
+        check_all(cols, &data, &query, Accumulate::F64, F64_TOL)?;
+    }
+
+    #[test]
+    fn f32_fixed_widths((cols, data, query) in fixed_width_matrix(f32_value(Class::Mixed))) {
+        check_all(cols, &data, &query, Accumulate::F64, F32_TOL)?;
+    }
+
+    /// f32 accumulation overflows on huge inputs by design, so only ordinary values here.
+    #[test]
+    fn f32_native_fixed_widths(
+        (cols, data, query) in fixed_width_matrix(f32_value(Class::Random))
+    ) {
+        check_all(cols, &data, &query, Accumulate::Native, F32_NATIVE_TOL)?;
+    }
+}
+
 /// A column of one of the ten primitive types, owned.
 #[derive(Clone, Debug)]
 enum Owned {
