@@ -71,6 +71,9 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// The size of a PMD-mapped transparent huge page on x86-64 and aarch64 (4 KiB base pages).
+const HUGE_PAGE: u64 = 2 << 20;
+
 /// A plain file mapped read-only (an `.npy` or Arrow IPC file used in place, zero copy).
 #[derive(Debug)]
 pub struct MappedFile {
@@ -104,6 +107,15 @@ impl MappedFile {
         // input.
         let map = unsafe { MmapOptions::new().map(&file) }
             .map_err(|e| SegmentError::io(&label, "mmap", e))?;
+        if len >= HUGE_PAGE {
+            // Best effort (`transparent_hugepage` may be `never`): pages this mapping faults
+            // in from disk enter the page cache as 2 MiB folios, which every mapping of the
+            // file maps with one PMD entry instead of 512 PTEs. Measured on a 1 GiB file read
+            // from disk this way: 100% in such folios with the advice, 96% without; touching
+            // every page of a mapping then takes 6-8 ms instead of 80-88 ms (small folios, as
+            // writing the file leaves them), and unmapping 0.4 ms instead of 44-49 ms.
+            let _ = map.advise(memmap2::Advice::HugePage);
+        }
         Ok(MappedFile {
             map,
             path: path.to_path_buf(),

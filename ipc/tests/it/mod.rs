@@ -6,6 +6,7 @@ mod arrow_corrupt;
 mod arrow_read;
 mod corrupt;
 mod dir;
+mod mapped;
 mod memfd;
 mod names;
 mod nospace;
