@@ -10,10 +10,11 @@
 # steady-state job (a warm pool, the matrix already in shared memory: `cargo bench --bench
 # pool -- --rows 8388608 --cols 16 --json`) and REPS runs of the command, each timed from
 # fork to exit by this script. The command is timed twice over, with the page cache filled
-# two ways: by writing the file (`shmframe gen` again, as numpy's `np.save` would: mostly
-# small folios), and by reading it from disk (its pages dropped with POSIX_FADV_DONTNEED,
-# then `cat`: mostly 2 MiB folios, each mapped with one page-table entry). Prints one table
-# with medians and ratios; `--doc` also writes it into its marked section of
+# two ways: by writing the file (`shmframe gen` again, as `np.save` would), and by reading it
+# from disk (its pages dropped with POSIX_FADV_DONTNEED, then `cat`). What differs is the
+# size of the page-cache folios: 2 MiB ones are mapped with one page-table entry, 4 KiB ones
+# with one each, and a fresh process maps the whole file (see docs/ARCHITECTURE.md). Prints
+# one table with medians and ratios; `--doc` also writes it into its marked section of
 # docs/BENCHMARKS.md (compare.py keeps that section).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -75,8 +76,8 @@ runs = {"written": (floats(2, 1e-6), floats(3), floats(4)), "read": (floats(5, 1
 print(f"`shmframe run l2-norm` on a page-cached 1 GiB .npy ({pool['rows']} x {pool['cols']} f64), "
       f"{pool['workers']} workers, {len(runs['read'][0])} runs per page-cache state; engine benchmark "
       f"on the same shape in the same run. *written*: the page cache as writing the file leaves it "
-      f"(`shmframe gen`, mostly 4 KiB folios); *read*: filled by reading the file from disk "
-      f"(`cat` after POSIX_FADV_DONTNEED, mostly 2 MiB folios)\n")
+      f"(`shmframe gen`); *read*: as reading the file from disk fills it (`cat` after "
+      f"POSIX_FADV_DONTNEED)\n")
 print("| measure | median | min – max | ÷ steady-state job |")
 print("|---|---:|---:|---:|")
 def row(name, v):
