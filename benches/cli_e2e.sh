@@ -5,17 +5,16 @@
 #
 #   benches/cli_e2e.sh [--doc] [REPS]      (default 15 repetitions of each)
 #
-# Builds shmframe (release), makes datasets/bench-e2e-8Mx16.npy once (shmframe gen, seed 7,
-# git-ignored), reads it once so it is page-cached, then runs: the engine benchmark's
-# steady-state job (a warm pool, the matrix already in shared memory: `cargo bench --bench
-# pool -- --rows 8388608 --cols 16 --json`) and REPS runs of the command, each timed from
-# fork to exit by this script. The command is timed twice over, with the page cache filled
-# two ways: by writing the file (`shmframe gen` again, as `np.save` would), and by reading it
-# from disk (its pages dropped with POSIX_FADV_DONTNEED, then `cat`). What differs is the
-# size of the page-cache folios: 2 MiB ones are mapped with one page-table entry, 4 KiB ones
-# with one each, and a fresh process maps the whole file (see docs/ARCHITECTURE.md). Prints
-# one table with medians and ratios; `--doc` also writes it into its marked section of
-# docs/BENCHMARKS.md (compare.py keeps that section).
+# Builds shmframe (release), then runs the engine benchmark's steady-state job (a warm pool,
+# the matrix already in shared memory: `cargo bench --bench pool -- --rows 8388608 --cols 16
+# --json`) and REPS runs of the command on datasets/bench-e2e-8Mx16.npy (shmframe gen, seed 7,
+# git-ignored), each timed from fork to exit by this script. The command is timed twice over,
+# with the page cache filled two ways: by writing the file (`shmframe gen`, as `np.save`
+# would), and by reading it from disk (its pages dropped with POSIX_FADV_DONTNEED, then
+# `cat`). What differs is the size of the page-cache folios: 2 MiB ones are mapped with one
+# page-table entry, 4 KiB ones with one each, and a fresh process maps the whole file (see
+# docs/ARCHITECTURE.md). Prints one table with medians and ratios; `--doc` also writes it
+# into its marked section of docs/BENCHMARKS.md (compare.py keeps that section).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 doc=""
