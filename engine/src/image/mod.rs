@@ -116,8 +116,8 @@ pub struct ResizeSpec {
     /// JPEG only: a progressive JPEG whose 1/8-scale image still covers the resampled size
     /// (Pillow `draft`'s rule, which ignores `min_oversample`) is decoded from its DC scans
     /// alone, skipping the AC scans that hold most of its bytes: about 7x faster on a 10.7 MP
-    /// photo, with the same luma as libjpeg's 1/8-scale decode (default true; off, or `min_oversample` 0, decodes
-    /// every scan).
+    /// photo, with the same luma as libjpeg's 1/8-scale decode. Default true; with false, or
+    /// with `min_oversample` 0, every scan is decoded.
     pub progressive_dc: bool,
 }
 
