@@ -148,6 +148,8 @@ pub(crate) struct Codec {
     buf: Vec<u8>,
     /// Resized pixels for `contain` (then padded into the output) and for encoding.
     tmp: Vec<u8>,
+    /// Working buffers of the progressive-JPEG reader, kept between images.
+    jpeg_scratch: super::jpeg_reduced::Scratch,
 }
 
 impl Codec {
@@ -161,6 +163,7 @@ impl Codec {
             resizer: fir::Resizer::new(),
             buf: Vec::new(),
             tmp: Vec::new(),
+            jpeg_scratch: Default::default(),
         })
     }
 
@@ -216,14 +219,17 @@ impl Codec {
             Alpha::Keep => (PixelFormat::RGBA, 4),
         };
         let source = if swaps { (sh, sw) } else { (sw, sh) };
-        if spec.progressive_dc
-            && spec.min_oversample > 0.0
-            && sw.div_ceil(8) >= need_w
-            && sh.div_ceil(8) >= need_h
-        {
-            // Not progressive, or anything the DC reader does not handle: libjpeg below.
-            if let Some((width, height)) = super::jpeg_dc::decode_dc(bytes, channels, &mut self.buf)
-            {
+        let reduced = jpeg_scale(sw, sh, need_w, need_h, spec.progressive_oversample);
+        let denom = reduced.denom() / reduced.num();
+        if spec.min_oversample > 0.0 && denom > 1 {
+            // Not progressive, or anything this reader does not handle: libjpeg below.
+            if let Some((width, height)) = super::jpeg_reduced::decode_reduced(
+                bytes,
+                denom,
+                channels,
+                &mut self.buf,
+                &mut self.jpeg_scratch,
+            ) {
                 let d = Decoded {
                     width,
                     height,

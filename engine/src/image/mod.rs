@@ -20,7 +20,7 @@
 
 pub(crate) mod codec;
 mod job;
-mod jpeg_dc;
+mod jpeg_reduced;
 pub(crate) mod pipeline;
 
 use std::path::PathBuf;
@@ -113,12 +113,19 @@ pub struct ResizeSpec {
     /// this many source pixels per output pixel along each axis (default 2.0; 1.0 is what
     /// Pillow's `draft` does; 0 disables the reduced decode).
     pub min_oversample: f32,
-    /// JPEG only: a progressive JPEG whose 1/8-scale image still covers the resampled size
-    /// (Pillow `draft`'s rule, which ignores `min_oversample`) is decoded from its DC scans
-    /// alone, skipping the AC scans that hold most of its bytes: about 7x faster on a 10.7 MP
-    /// photo, with the same luma as libjpeg's 1/8-scale decode. Default true; with false, or
-    /// with `min_oversample` 0, every scan is decoded.
-    pub progressive_dc: bool,
+    /// JPEG only: progressive JPEGs are decoded by shmframe's own reader of their first scans
+    /// (`image/jpeg_reduced.rs`) instead of by libjpeg, which must decode every scan first, at
+    /// the smallest scale (1/8, 1/4, 1/2) that keeps at least this many decoded pixels per
+    /// resampled pixel along each axis (default 1.0, Pillow `draft`'s rule):
+    /// - at 1/8, from the DC scans alone: the same luma as libjpeg's 1/8-scale decode;
+    /// - at 1/4 or 1/2, from the DC and first AC scans, skipping the AC refinement scans:
+    ///   each decoded pixel is the mean of the full-size pixels it covers, short of the AC
+    ///   coefficients' last one or two bits (about one grey level).
+    ///
+    /// On the 31 photographs of `docs/BENCHMARKS.md` the default 1.0 is about 1.3x faster
+    /// than 2.0, for about 1.2 dB less mean PSNR. 0 (or a scale that works out to 1, or
+    /// `min_oversample` 0) leaves every JPEG to libjpeg.
+    pub progressive_oversample: f32,
 }
 
 impl ResizeSpec {
@@ -133,7 +140,7 @@ impl ResizeSpec {
             alpha: Alpha::Flatten,
             max_pixels: 100_000_000,
             min_oversample: 2.0,
-            progressive_dc: true,
+            progressive_oversample: 1.0,
         }
     }
 

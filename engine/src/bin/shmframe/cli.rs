@@ -241,10 +241,16 @@ pub(crate) struct ResizeArgs {
     /// JPEG: decoded pixels per output pixel kept by the reduced DCT decode (0: full decode).
     #[arg(long, default_value_t = 2.0)]
     pub(crate) oversample: f32,
-    /// JPEG: decode every scan of progressive files, never just their DC scans (slower; the
-    /// DC-only decode is used when the 1/8-scale image covers the output size).
-    #[arg(long)]
-    pub(crate) no_progressive_dc: bool,
+    /// JPEG: progressive files are read at reduced scale from their first scans only (the DC
+    /// scans at 1/8, else the DC and first AC scans without the AC refinement scans), at the
+    /// smallest scale keeping this many decoded pixels per output pixel (0: libjpeg decodes
+    /// every scan, at the --oversample scale).
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) progressive_oversample: f32,
+    /// JPEG: decode progressive files with libjpeg, every scan (the same as
+    /// --progressive-oversample 0).
+    #[arg(long, alias = "no-progressive-dc")]
+    pub(crate) no_progressive_shortcut: bool,
     /// The worker pool.
     #[command(flatten)]
     pub(crate) pool: PoolArgs,

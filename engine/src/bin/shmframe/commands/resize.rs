@@ -60,11 +60,13 @@ pub(crate) fn run(a: &ResizeArgs, dir: &SegmentDir, started: Instant) -> Result<
             a.quality
         )));
     }
-    if !a.oversample.is_finite() || a.oversample < 0.0 {
-        return Err(bad_input(format!(
-            "--oversample {}: must be a number >= 0",
-            a.oversample
-        )));
+    for (flag, value) in [
+        ("--oversample", a.oversample),
+        ("--progressive-oversample", a.progressive_oversample),
+    ] {
+        if !value.is_finite() || value < 0.0 {
+            return Err(bad_input(format!("{flag} {value}: must be a number >= 0")));
+        }
     }
     if let Some(t) = &a.tensor_out {
         let ext = t.extension().and_then(|e| e.to_str()).unwrap_or("");
@@ -95,7 +97,11 @@ pub(crate) fn run(a: &ResizeArgs, dir: &SegmentDir, started: Instant) -> Result<
         },
         max_pixels: a.max_pixels,
         min_oversample: a.oversample,
-        progressive_dc: !a.no_progressive_dc,
+        progressive_oversample: if a.no_progressive_shortcut {
+            0.0
+        } else {
+            a.progressive_oversample
+        },
         ..ResizeSpec::new(width, height)
     };
     let encode = EncodeSpec {

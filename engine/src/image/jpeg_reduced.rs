@@ -1,30 +1,106 @@
-//! The 1/8-scale image of a progressive JPEG from its DC scans alone.
+//! Reduced-scale images of progressive JPEGs from their first scans.
 //!
-//! At 1/8 scale every 8x8 block becomes one pixel, the block's mean, which is its DC
-//! coefficient: libjpeg's 1x1 inverse DCT reads nothing else. A progressive JPEG stores all DC
-//! coefficients first, in one or two small scans (plus a one-bit refinement scan later),
-//! and the AC coefficients in later scans that hold 80-90% of the bytes and cost most of the
-//! decoding time. Reading only the DC scans and stepping over the others (a byte search for
-//! the next marker) makes decode+resize to 256x256 about 7x faster than through libjpeg on a
-//! 10.7 MP photo and 14x on a synthetic 9.4 MP image (`benches/micro.rs`); libjpeg must
-//! entropy-decode every scan into a whole-image coefficient buffer first.
+//! A progressive JPEG sends its DCT coefficients in several scans: first the DC coefficient
+//! of every block (each block's mean), then bands of AC coefficients at reduced precision,
+//! then *refinement* scans that add the low-order bits of what was sent before. libjpeg
+//! entropy-decodes every scan into a whole-image coefficient buffer before it can draw
+//! anything, even at 1/8 scale, and the refinement scans are the costly ones (in `perf`, half
+//! of libjpeg's time on our photographs goes to `decode_mcu_AC_refine`).
 //!
-//! Luma is exactly libjpeg's 1/8-scale luma. Chroma differs slightly: libjpeg decodes
-//! subsampled chroma at 1/4 scale (a 2x2 inverse DCT, three AC coefficients) where this
-//! interpolates the chroma DC values linearly. The function only handles what it can do
-//! exactly as specified (ITU T.81 G.1.2.1: 8-bit Huffman progressive, one or three
-//! components in YCbCr); for anything else, or any inconsistency in the data, it returns
-//! `None` and the caller decodes with libjpeg, which also reports the errors.
+//! This module draws the image at a reduced scale (1/8, 1/4 or 1/2 of each dimension) from the
+//! scans that matter at that scale, stepping over the others by a byte search for the next
+//! marker:
+//!
+//! - **1/8**: every 8x8 block becomes one pixel, its mean: the DC coefficient, which is all
+//!   libjpeg's 1x1 inverse DCT reads. Only the DC scans are decoded; luma is exactly
+//!   libjpeg's 1/8-scale luma. About 7x faster than libjpeg's 1/8 decode+resize on a 10.7 MP
+//!   photo and 14x on a synthetic 9.4 MP image (`benches/micro.rs`).
+//! - **1/4 and 1/2**: every block becomes 2x2 or 4x4 pixels, each the exact mean of the 4x4 or
+//!   2x2 full-resolution pixels it covers (a box filter computed in the DCT domain). The DC
+//!   scans and the *first* AC scans are decoded; the AC refinement scans are skipped, so AC
+//!   coefficients miss the low bits those scans would add (`Al` bits: 1 or 2 in libjpeg's
+//!   default script). Each coefficient known only to `|v| >= 2^Al` is put at the middle of the
+//!   interval it can be in. That is the one approximation: at these scales it costs about
+//!   one grey level (see the tests), against a 2-4x faster decode.
+//!
+//! Chroma is drawn at its own resolution and interpolated to the luma grid (libjpeg's
+//! "fancy" triangle filter for 2x). The module only handles what it can do as specified (ITU
+//! T.81 G.1.2: 8-bit Huffman progressive, one or three components in YCbCr); for anything
+//! else, or any inconsistency in the data, it returns `None` and the caller decodes with
+//! libjpeg, which also reports the errors.
 
-/// Decodes the DC scans of a progressive JPEG into `out` as RGB (3 channels) or RGBA
-/// (4, alpha 255), `ceil(width / 8) x ceil(height / 8)` pixels, row-major. Returns that size,
-/// or `None` when the file is not a progressive JPEG this decoder handles (see the module
-/// doc); `out` is then unspecified.
-pub(crate) fn decode_dc(bytes: &[u8], channels: usize, out: &mut Vec<u8>) -> Option<(u32, u32)> {
-    let mut p = Parser::new(bytes)?;
-    p.run()?;
-    p.render(channels, out)
+/// Decodes a progressive JPEG at 1/`denom` scale (`denom` 2, 4 or 8) into `out` as RGB (3
+/// channels) or RGBA (4, alpha 255), `ceil(width / denom) x ceil(height / denom)` pixels,
+/// row-major (libjpeg's scaled size). Returns that size, or `None` when the file is not a
+/// progressive JPEG this decoder handles (see the module doc); `out` is then unspecified.
+pub(crate) fn decode_reduced(
+    bytes: &[u8],
+    denom: usize,
+    channels: usize,
+    out: &mut Vec<u8>,
+    scratch: &mut Scratch,
+) -> Option<(u32, u32)> {
+    if ![2, 4, 8].contains(&denom) || bytes.get(..2)? != [0xFF, 0xD8] {
+        return None;
+    }
+    let mut p = Parser::new(bytes, 8 / denom, std::mem::take(scratch));
+    let result = p.run().and_then(|()| p.render(channels, out));
+    *scratch = p.recycle();
+    result
 }
+
+/// [`decode_reduced`] at 1/8 scale: the DC scans alone.
+#[cfg(test)]
+fn decode_dc(bytes: &[u8], channels: usize, out: &mut Vec<u8>) -> Option<(u32, u32)> {
+    decode_reduced(bytes, 8, channels, out, &mut Scratch::default())
+}
+
+/// Working buffers kept from one image to the next. A 4 MP photo at 1/2 scale needs about
+/// 30 MiB of them; allocated afresh for each image, their first touch (page faults) cost as
+/// much as the decode itself on our test machine.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    f32s: Vec<Vec<f32>>,
+    i32s: Vec<Vec<i32>>,
+}
+
+impl Scratch {
+    /// At most this many buffers of each type are kept.
+    const KEEP: usize = 12;
+
+    fn f32s(&mut self, len: usize) -> Vec<f32> {
+        let mut v = self.f32s.pop().unwrap_or_default();
+        v.clear();
+        v.resize(len, 0.0);
+        v
+    }
+
+    fn i32s(&mut self, len: usize) -> Vec<i32> {
+        let mut v = self.i32s.pop().unwrap_or_default();
+        v.clear();
+        v.resize(len, 0);
+        v
+    }
+
+    fn keep_f32s(&mut self, v: Vec<f32>) {
+        if self.f32s.len() < Self::KEEP && v.capacity() > 0 {
+            self.f32s.push(v);
+        }
+    }
+
+    fn keep_i32s(&mut self, v: Vec<i32>) {
+        if self.i32s.len() < Self::KEEP && v.capacity() > 0 {
+            self.i32s.push(v);
+        }
+    }
+}
+
+/// Zigzag position -> natural (row-major) position in the 8x8 block.
+const ZIGZAG: [u8; 64] = [
+    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20,
+    13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59,
+    52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
+];
 
 /// A component of the frame and the DC values decoded so far.
 struct Component {
@@ -38,13 +114,19 @@ struct Component {
     bh: usize,
     /// Quantised DC value of each block, row-major `bh x bw`.
     dc: Vec<i32>,
+    /// Above 1/8 scale: the AC coefficients' share of each block's `n x n` samples, summed as
+    /// they are decoded (the inverse DCT is linear), `n * n` per block, blocks row-major.
+    ac: Vec<f32>,
+    /// Weight of each zigzag coefficient in each sample, dequantisation included (`n * n` per
+    /// coefficient); made at the component's first AC scan.
+    weights: Vec<f32>,
     /// Whether a first DC scan covered this component.
     seen: bool,
 }
 
 /// A Huffman table as canonical codes: for each code length the largest code and the offset
-/// of its symbols, plus a 9-bit lookup for the short codes (all that DC tables use in
-/// practice).
+/// of its symbols, plus a lookup of the first FAST_BITS bits for the short codes (all that
+/// DC tables use in practice, and most AC symbols).
 #[derive(Clone)]
 struct Huffman {
     /// `(length << 8) | symbol` for each 9-bit prefix, 0 when the code is longer.
@@ -56,7 +138,7 @@ struct Huffman {
     symbols: Vec<u8>,
 }
 
-const FAST_BITS: u32 = 9;
+const FAST_BITS: u32 = 11;
 
 impl Huffman {
     fn new(counts: &[u8; 16], symbols: &[u8]) -> Option<Self> {
@@ -176,10 +258,13 @@ impl<'a> Bits<'a> {
             self.n -= len;
             return Some(e as u8);
         }
-        let mut code = 0i32;
-        for len in 1..=16usize {
-            code = (code << 1) | self.bits(1) as i32;
+        // A code longer than FAST_BITS: the canonical code of each longer length in turn.
+        let peek = (self.acc >> 48) as i32;
+        for len in FAST_BITS as usize + 1..=16 {
+            let code = peek >> (16 - len);
             if code <= t.maxcode[len] {
+                self.acc <<= len;
+                self.n -= len as u32;
                 return t.symbols.get((code + t.valoff[len]) as usize).copied();
             }
         }
@@ -232,18 +317,19 @@ struct Parser<'a> {
     vmax: usize,
     mcux: usize,
     mcuy: usize,
-    /// DC entry (the first, in zigzag order) of each quantisation table.
-    q0: [Option<u16>; 4],
+    /// Output pixels per block along each axis: 1, 2 or 4 (scale 1/8, 1/4, 1/2).
+    n: usize,
+    /// Each quantisation table, in zigzag order.
+    q: [Option<[u16; 64]>; 4],
     dc_tables: [Option<Huffman>; 4],
+    ac_tables: [Option<Huffman>; 4],
     restart_interval: usize,
+    scratch: Scratch,
 }
 
 impl<'a> Parser<'a> {
-    fn new(data: &'a [u8]) -> Option<Self> {
-        if data.get(..2)? != [0xFF, 0xD8] {
-            return None;
-        }
-        Some(Parser {
+    fn new(data: &'a [u8], n: usize, scratch: Scratch) -> Self {
+        Parser {
             data,
             pos: 2,
             width: 0,
@@ -253,10 +339,22 @@ impl<'a> Parser<'a> {
             vmax: 1,
             mcux: 0,
             mcuy: 0,
-            q0: [None; 4],
+            n,
+            q: [None; 4],
             dc_tables: [None, None, None, None],
+            ac_tables: [None, None, None, None],
             restart_interval: 0,
-        })
+            scratch,
+        }
+    }
+
+    /// Hands the working buffers back.
+    fn recycle(mut self) -> Scratch {
+        for c in std::mem::take(&mut self.comps) {
+            self.scratch.keep_i32s(c.dc);
+            self.scratch.keep_f32s(c.ac);
+        }
+        self.scratch
     }
 
     fn u16_at(&self, at: usize) -> Option<usize> {
@@ -339,6 +437,8 @@ impl<'a> Parser<'a> {
                 bw: 0,
                 bh: 0,
                 dc: Vec::new(),
+                ac: Vec::new(),
+                weights: Vec::new(),
                 seen: false,
             });
         }
@@ -349,7 +449,10 @@ impl<'a> Parser<'a> {
         for c in &mut self.comps {
             c.bw = self.mcux * c.h;
             c.bh = self.mcuy * c.v;
-            c.dc = vec![0; c.bw * c.bh];
+            c.dc = self.scratch.i32s(c.bw * c.bh);
+            if self.n > 1 {
+                c.ac = self.scratch.f32s(c.bw * c.bh * self.n * self.n);
+            }
         }
         Some(())
     }
@@ -363,8 +466,11 @@ impl<'a> Parser<'a> {
             if id > 3 || class > 1 {
                 return None;
             }
+            let table = Some(Huffman::new(counts, symbols)?);
             if class == 0 {
-                self.dc_tables[id] = Some(Huffman::new(counts, symbols)?);
+                self.dc_tables[id] = table;
+            } else {
+                self.ac_tables[id] = table;
             }
             b = &b[17 + total..];
         }
@@ -379,17 +485,22 @@ impl<'a> Parser<'a> {
             }
             let size = if precision == 0 { 64 } else { 128 };
             let t = b.get(1..1 + size)?;
-            self.q0[id] = Some(if precision == 0 {
-                u16::from(t[0])
-            } else {
-                u16::from(t[0]) << 8 | u16::from(t[1])
-            });
+            let mut table = [0u16; 64];
+            for (k, e) in table.iter_mut().enumerate() {
+                *e = if precision == 0 {
+                    u16::from(t[k])
+                } else {
+                    u16::from(t[2 * k]) << 8 | u16::from(t[2 * k + 1])
+                };
+            }
+            self.q[id] = Some(table);
             b = &b[1 + size..];
         }
         Some(())
     }
 
-    /// One scan: decodes it when it carries DC coefficients, otherwise moves past its data.
+    /// One scan: decodes it when it carries DC coefficients, or (above 1/8 scale) when it is
+    /// a first AC scan; otherwise moves past its data.
     fn scan(&mut self, b: &[u8]) -> Option<()> {
         if self.comps.is_empty() {
             return None;
@@ -405,8 +516,17 @@ impl<'a> Parser<'a> {
             u32::from(b[3 + 2 * ns] & 15),
         );
         if ss != 0 {
-            self.skip_entropy_data();
-            return Some(());
+            if self.n == 1 || ah != 0 {
+                self.skip_entropy_data();
+                return Some(());
+            }
+            // An AC scan has one component (T.81 G.1.1.1.1).
+            if ns != 1 || se > 63 || ss > se || al > 13 {
+                return None;
+            }
+            let ci = self.comps.iter().position(|c| c.id == b[1])?;
+            let ta = usize::from(b[2] & 15);
+            return self.ac_first_scan(ci, ta, usize::from(ss), usize::from(se), al);
         }
         if se != 0 || al > 13 {
             return None;
@@ -500,6 +620,74 @@ impl<'a> Parser<'a> {
         Some(())
     }
 
+    /// A first AC scan (T.81 G.1.2.2) of component `ci`: coefficients `ss..=se` of each block,
+    /// scaled by `2^al` and put at the middle of the interval their missing low bits allow.
+    fn ac_first_scan(&mut self, ci: usize, ta: usize, ss: usize, se: usize, al: u32) -> Option<()> {
+        let table = self.ac_tables.get(ta)?.as_ref()?;
+        let n = self.n;
+        let nn = n * n;
+        let c = &mut self.comps[ci];
+        if c.weights.is_empty() {
+            c.weights = sample_weights(n, &self.q[c.tq]?);
+        }
+        let units_x = (self.width * c.h).div_ceil(self.hmax).div_ceil(8);
+        let units_y = (self.height * c.v).div_ceil(self.vmax).div_ceil(8);
+        // The expected magnitude of a coefficient known to lie in [m << al, (m + 1) << al).
+        let half = ((1i32 << al) - 1) / 2;
+        let mut bits = Bits::new(self.data, self.pos);
+        let mut eobrun = 0u32;
+        let mut todo = self.restart_interval;
+        for uy in 0..units_y {
+            for ux in 0..units_x {
+                if self.restart_interval > 0 {
+                    if todo == 0 {
+                        bits.restart()?;
+                        eobrun = 0;
+                        todo = self.restart_interval;
+                    }
+                    todo -= 1;
+                }
+                if eobrun > 0 {
+                    // This block has no coefficient in the band.
+                    eobrun -= 1;
+                    continue;
+                }
+                let at = uy * c.bw + ux;
+                let samples = &mut c.ac[at * nn..at * nn + nn];
+                let mut k = ss;
+                while k <= se {
+                    let rs = bits.decode(table)?;
+                    let (r, size) = (usize::from(rs >> 4), u32::from(rs & 15));
+                    if size == 0 {
+                        if r < 15 {
+                            // End of band, here and in the next `eobrun` blocks.
+                            eobrun = (1 << r) - 1 + bits.bits(r as u32);
+                            break;
+                        }
+                        k += 16;
+                        continue;
+                    }
+                    k += r;
+                    if k > se || size > 11 {
+                        return None;
+                    }
+                    let v = extend(bits.bits(size), size);
+                    let value = (((v.abs() << al) + half) * v.signum()) as f32;
+                    for (s, w) in samples.iter_mut().zip(&c.weights[k * nn..k * nn + nn]) {
+                        *s += value * w;
+                    }
+                    k += 1;
+                }
+                if bits.overrun() {
+                    return None;
+                }
+            }
+        }
+        self.pos = bits.pos;
+        self.skip_entropy_data();
+        Some(())
+    }
+
     /// Moves `pos` to the next marker that is not a restart marker or stuffed `FF 00`.
     fn skip_entropy_data(&mut self) {
         let d = self.data;
@@ -514,60 +702,142 @@ impl<'a> Parser<'a> {
         self.pos = i.min(d.len());
     }
 
-    /// The 1/8-scale pixels: each component's dequantised DC value as the block's mean,
-    /// subsampled components interpolated to full size, then YCbCr to RGB (JFIF).
-    fn render(&self, channels: usize, out: &mut Vec<u8>) -> Option<(u32, u32)> {
-        let (w, h) = (self.width.div_ceil(8), self.height.div_ceil(8));
+    /// The reduced-scale pixels: each component drawn at its own resolution (see
+    /// [`Parser::plane`]), subsampled components interpolated to full size, then YCbCr to RGB
+    /// (JFIF).
+    fn render(&mut self, channels: usize, out: &mut Vec<u8>) -> Option<(u32, u32)> {
+        let (w, h) = (
+            (self.width * self.n).div_ceil(8),
+            (self.height * self.n).div_ceil(8),
+        );
         let mut planes = Vec::with_capacity(self.comps.len());
         for c in &self.comps {
-            let q = i64::from(self.q0[c.tq]?);
-            // libjpeg's 1x1 inverse DCT: (dc * q) / 8 rounded, plus the 128 level shift.
-            let level = |dc: i32| ((i64::from(dc) * q + 4) >> 3) as f32 + 128.0;
-            let plane: Vec<f32> = if c.h == self.hmax && c.v == self.vmax {
-                let mut p = Vec::with_capacity(w * h);
-                for y in 0..h {
-                    p.extend(c.dc[y * c.bw..y * c.bw + w].iter().map(|&d| level(d)));
-                }
-                p
+            // This component's samples cover (hmax / h) x (vmax / v) output pixels each.
+            let (cw, ch) = ((w * c.h).div_ceil(self.hmax), (h * c.v).div_ceil(self.vmax));
+            let q = self.q[c.tq]?;
+            let src = plane(c, &q, self.n, cw, ch, &mut self.scratch);
+            planes.push(if (cw, ch) == (w, h) {
+                src
             } else {
-                // This component's samples cover (hmax / h) x (vmax / v) output pixels each.
-                let (cw, ch) = ((w * c.h).div_ceil(self.hmax), (h * c.v).div_ceil(self.vmax));
-                let src: Vec<f32> = (0..ch)
-                    .flat_map(|y| c.dc[y * c.bw..y * c.bw + cw].iter().map(|&d| level(d)))
-                    .collect();
-                upsample(&src, cw, ch, w, h)
-            };
-            planes.push(plane);
+                let full = upsample(&src, cw, ch, w, h, &mut self.scratch);
+                self.scratch.keep_f32s(src);
+                full
+            });
         }
         out.clear();
-        out.reserve(w * h * channels);
-        // Float to integer casts saturate: this rounds and clamps to 0..=255.
-        let clamp = |v: f32| (v + 0.5) as u8;
-        if let [y] = &planes[..] {
-            for &v in y {
-                let g = clamp(v);
-                out.extend_from_slice(&[g, g, g, 255][..channels]);
-            }
-        } else {
-            let [y, cb, cr] = &planes[..] else {
-                return None;
-            };
-            for i in 0..w * h {
-                let (yy, b, r) = (y[i], cb[i] - 128.0, cr[i] - 128.0);
-                out.extend_from_slice(
-                    &[
-                        clamp(yy + 1.402 * r),
-                        clamp(yy - 0.344_136 * b - 0.714_136 * r),
-                        clamp(yy + 1.772 * b),
-                        255,
-                    ][..channels],
-                );
-            }
+        out.resize(w * h * channels, 255);
+        match (&planes[..], channels) {
+            ([y], 3) => grey::<3>(y, out),
+            ([y], _) => grey::<4>(y, out),
+            ([y, cb, cr], 3) => ycbcr_to_rgb::<3>(y, cb, cr, out),
+            ([y, cb, cr], _) => ycbcr_to_rgb::<4>(y, cb, cr, out),
+            _ => return None,
+        }
+        for p in planes {
+            self.scratch.keep_f32s(p);
         }
         Some((w as u32, h as u32))
     }
 }
 
+/// Float to integer casts saturate: this rounds and clamps to 0..=255.
+fn clamp(v: f32) -> u8 {
+    (v + 0.5) as u8
+}
+
+/// Grey samples into `C`-channel pixels (`out` already sized; alpha already 255).
+fn grey<const C: usize>(y: &[f32], out: &mut [u8]) {
+    for (px, &v) in out.chunks_exact_mut(C).zip(y) {
+        let g = clamp(v);
+        px[..3].copy_from_slice(&[g, g, g]);
+    }
+}
+
+/// JFIF YCbCr to `C`-channel RGB(A) pixels (`out` already sized; alpha already 255).
+fn ycbcr_to_rgb<const C: usize>(y: &[f32], cb: &[f32], cr: &[f32], out: &mut [u8]) {
+    for (((px, &yy), &b), &r) in out.chunks_exact_mut(C).zip(y).zip(cb).zip(cr) {
+        let (b, r) = (b - 128.0, r - 128.0);
+        px[..3].copy_from_slice(&[
+            clamp(yy + 1.402 * r),
+            clamp(yy - 0.344_136 * b - 0.714_136 * r),
+            clamp(yy + 1.772 * b),
+        ]);
+    }
+}
+
+/// The `cw x ch` samples of component `c`, `n x n` per block, level-shifted (0..=255
+/// nominal, not yet clamped).
+///
+/// At 1/8 scale a sample is libjpeg's 1x1 inverse DCT, `(dc * q) / 8` rounded. Above it,
+/// sample `(i, j)` of a block is the mean of the `m x m` pixels it covers (`m = 8 / n`):
+/// the inverse DCT is linear, so that mean is `sum over (u, v) of a[i][u] a[j][v] F(u, v)`
+/// with `a[i][u]` the mean of the DCT basis function `u` over those `m` pixels.
+fn plane(
+    c: &Component,
+    q: &[u16; 64],
+    n: usize,
+    cw: usize,
+    ch: usize,
+    scratch: &mut Scratch,
+) -> Vec<f32> {
+    let mut plane = scratch.f32s(cw * ch);
+    if n == 1 {
+        let q = i64::from(q[0]);
+        let level = |dc: i32| ((i64::from(dc) * q + 4) >> 3) as f32 + 128.0;
+        for y in 0..ch {
+            let row = &mut plane[y * cw..y * cw + cw];
+            for (o, &d) in row.iter_mut().zip(&c.dc[y * c.bw..y * c.bw + cw]) {
+                *o = level(d);
+            }
+        }
+        return plane;
+    }
+    let nn = n * n;
+    // The DC coefficient weighs 1/8 in every sample (see sample_weights).
+    let q0 = f32::from(q[0]) / 8.0;
+    let blocks_x = cw.div_ceil(n);
+    for (y, row) in plane.chunks_exact_mut(cw).enumerate() {
+        let (by, i) = (y / n, y % n);
+        let blocks = &c.ac[by * c.bw * nn..(by * c.bw + blocks_x) * nn];
+        let dcs = &c.dc[by * c.bw..by * c.bw + blocks_x];
+        for ((out, block), &dc) in row.chunks_mut(n).zip(blocks.chunks_exact(nn)).zip(dcs) {
+            let level = 128.0 + dc as f32 * q0;
+            for (o, &a) in out.iter_mut().zip(&block[i * n..i * n + n]) {
+                *o = level + a;
+            }
+        }
+    }
+    plane
+}
+
+/// The weight of each zigzag coefficient (dequantised by `q`) in each of a block's `n x n`
+/// samples, `n * n` per coefficient: sample `(i, j)` is the mean of the `m x m` pixels it
+/// covers (`m = 8 / n`), and the inverse DCT being linear, that mean is
+/// `sum over (u, v) of a[i][v] a[j][u] F(v, u)` with `a[i][u]` the mean of the 1-D DCT basis
+/// function `u` over those `m` pixels. `a[i][0]` is `1 / sqrt(8)` for every `i`, so the DC
+/// coefficient weighs `1/8` everywhere.
+fn sample_weights(n: usize, q: &[u16; 64]) -> Vec<f32> {
+    use std::f64::consts::{FRAC_1_SQRT_2, PI};
+    let m = 8 / n;
+    let a = |i: usize, u: usize| -> f64 {
+        let scale = if u == 0 { 0.5 * FRAC_1_SQRT_2 } else { 0.5 };
+        let sum: f64 = (i * m..(i + 1) * m)
+            .map(|x| (((2 * x + 1) * u) as f64 * PI / 16.0).cos())
+            .sum();
+        scale * sum / m as f64
+    };
+    let nn = n * n;
+    let mut weights = vec![0f32; 64 * nn];
+    for (k, &pos) in ZIGZAG.iter().enumerate() {
+        let (row, col) = (usize::from(pos) / 8, usize::from(pos) % 8);
+        for i in 0..n {
+            for j in 0..n {
+                weights[k * nn + i * n + j] = (a(i, row) * a(j, col) * f64::from(q[k])) as f32;
+            }
+        }
+    }
+    weights
+}
 /// JPEG's sign extension of an `s`-bit magnitude category value.
 fn extend(v: u32, s: u32) -> i32 {
     if s == 0 {
@@ -580,8 +850,16 @@ fn extend(v: u32, s: u32) -> i32 {
 }
 
 /// Bilinear resampling of a `sw x sh` plane to `dw x dh`, sample centres aligned (the
-/// triangle filter libjpeg's "fancy" upsampling uses for 2x).
-fn upsample(src: &[f32], sw: usize, sh: usize, dw: usize, dh: usize) -> Vec<f32> {
+/// triangle filter libjpeg's "fancy" upsampling uses for 2x). Separable: each source row is
+/// resampled once, then output rows blend two of those.
+fn upsample(
+    src: &[f32],
+    sw: usize,
+    sh: usize,
+    dw: usize,
+    dh: usize,
+    scratch: &mut Scratch,
+) -> Vec<f32> {
     let taps = |d: usize, s: usize| -> Vec<(usize, usize, f32)> {
         (0..d)
             .map(|x| {
@@ -592,21 +870,26 @@ fn upsample(src: &[f32], sw: usize, sh: usize, dw: usize, dh: usize) -> Vec<f32>
             .collect()
     };
     let (tx, ty) = (taps(dw, sw), taps(dh, sh));
-    let mut out = Vec::with_capacity(dw * dh);
-    for &(y0, y1, fy) in &ty {
-        let (r0, r1) = (&src[y0 * sw..(y0 + 1) * sw], &src[y1 * sw..(y1 + 1) * sw]);
-        for &(x0, x1, fx) in &tx {
-            let top = r0[x0] + (r0[x1] - r0[x0]) * fx;
-            let bottom = r1[x0] + (r1[x1] - r1[x0]) * fx;
-            out.push(top + (bottom - top) * fy);
+    let mut wide = scratch.f32s(dw * sh);
+    for (w, r) in wide.chunks_exact_mut(dw).zip(src.chunks_exact(sw)) {
+        for (o, &(x0, x1, fx)) in w.iter_mut().zip(&tx) {
+            *o = r[x0] + (r[x1] - r[x0]) * fx;
         }
     }
+    let mut out = scratch.f32s(dw * dh);
+    for (row, &(y0, y1, fy)) in out.chunks_exact_mut(dw).zip(&ty) {
+        let (r0, r1) = (&wide[y0 * dw..(y0 + 1) * dw], &wide[y1 * dw..(y1 + 1) * dw]);
+        for ((o, &a), &b) in row.iter_mut().zip(r0).zip(r1) {
+            *o = a + (b - a) * fy;
+        }
+    }
+    scratch.keep_f32s(wide);
     out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::decode_dc;
+    use super::{Scratch, decode_dc, decode_reduced};
     use turbojpeg::{Decompressor, PixelFormat, ScalingFactor, Subsamp};
 
     /// Fixtures made with libjpeg-turbo's `cjpeg` (see `engine/tests/data/README.md`): DC
@@ -752,6 +1035,103 @@ mod tests {
         }
     }
 
+    /// libjpeg's full-size decode, RGB.
+    fn libjpeg_full(bytes: &[u8]) -> (Vec<u8>, usize, usize) {
+        let image = turbojpeg::decompress(bytes, PixelFormat::RGB).unwrap();
+        (image.pixels, image.width, image.height)
+    }
+
+    /// PSNR of the reduced decode at 1/`denom` against the mean of each `denom x denom` cell
+    /// of libjpeg's full-size decode, over the cells inside the image, for luma and for RGB.
+    fn against_box_means(bytes: &[u8], denom: usize, scratch: &mut Scratch) -> (f64, f64) {
+        let mut ours = Vec::new();
+        let (w, h) = decode_reduced(bytes, denom, 3, &mut ours, scratch).expect("decodes");
+        let (full, fw, fh) = libjpeg_full(bytes);
+        assert_eq!(
+            (w as usize, h as usize),
+            (fw.div_ceil(denom), fh.div_ceil(denom)),
+            "libjpeg's scaled size"
+        );
+        let (mut se_luma, mut se_rgb, mut cells) = (0.0, 0.0, 0usize);
+        for cy in 0..fh / denom {
+            for cx in 0..fw / denom {
+                let mut mean = [0f64; 3];
+                for y in cy * denom..(cy + 1) * denom {
+                    for x in cx * denom..(cx + 1) * denom {
+                        for (m, &v) in mean.iter_mut().zip(&full[(y * fw + x) * 3..]) {
+                            *m += f64::from(v) / (denom * denom) as f64;
+                        }
+                    }
+                }
+                let px = &ours[(cy * w as usize + cx) * 3..][..3];
+                let rgb: Vec<f64> = px.iter().map(|&v| f64::from(v)).collect();
+                let luma = |p: &[f64]| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
+                se_luma += (luma(&rgb) - luma(&mean)).powi(2);
+                se_rgb += rgb
+                    .iter()
+                    .zip(&mean)
+                    .map(|(a, b)| (a - b).powi(2))
+                    .sum::<f64>()
+                    / 3.0;
+                cells += 1;
+            }
+        }
+        let psnr = |se: f64| 10.0 * (255.0f64.powi(2) / (se / cells as f64).max(1e-9)).log10();
+        (psnr(se_luma), psnr(se_rgb))
+    }
+
+    #[test]
+    fn first_scans_give_the_box_means_of_the_full_image() {
+        // turbojpeg's progressive script is libjpeg's default: AC bands sent 1 or 2 bits
+        // short, then refined. Those refinement scans are skipped at 1/4 and 1/2 scale: the
+        // means differ from the full decode's by the missing low bits only.
+        let mut scratch = Scratch::default();
+        let cases = [
+            ("grey 203x157", progressive(203, 157, Subsamp::Gray)),
+            ("4:4:4 160x96", progressive(160, 96, Subsamp::None)),
+            ("4:2:0 203x157", progressive(203, 157, Subsamp::Sub2x2)),
+            ("4:2:2 128x64", progressive(128, 64, Subsamp::Sub2x1)),
+            ("4:2:0 9x17", progressive(9, 17, Subsamp::Sub2x2)),
+            ("separate DC scans, restarts", SEPARATE_DC.to_vec()),
+            ("restart every row", RESTART_ROWS.to_vec()),
+        ];
+        for (name, bytes) in &cases {
+            for denom in [4, 2] {
+                let (luma, rgb) = against_box_means(bytes, denom, &mut scratch);
+                // Measured: luma 45-52 dB at 1/4, 37-40 at 1/2 (the noise in these images
+                // is in the high frequencies whose low bits are skipped); RGB 34-47 (chroma
+                // is interpolated where libjpeg upsamples before its colour conversion). With
+                // rows and columns of the coefficients swapped: 28 dB.
+                let (min_luma, min_rgb) = if denom == 4 {
+                    (44.0, 33.0)
+                } else {
+                    (36.0, 34.0)
+                };
+                assert!(
+                    luma >= min_luma && rgb >= min_rgb,
+                    "{name} at 1/{denom}: PSNR luma {luma:.1} dB, RGB {rgb:.1} dB"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn scratch_buffers_carry_nothing_over() {
+        // The same file decodes to the same pixels whatever the scratch held before.
+        let (a, b) = (
+            progressive(203, 157, Subsamp::Sub2x2),
+            progressive(64, 48, Subsamp::Gray),
+        );
+        for denom in [8, 4, 2] {
+            let (mut fresh, mut reused) = (Vec::new(), Vec::new());
+            decode_reduced(&b, denom, 3, &mut fresh, &mut Scratch::default()).unwrap();
+            let mut scratch = Scratch::default();
+            decode_reduced(&a, denom, 3, &mut reused, &mut scratch).unwrap();
+            decode_reduced(&b, denom, 3, &mut reused, &mut scratch).unwrap();
+            assert_eq!(fresh, reused, "1/{denom}");
+        }
+    }
+
     #[test]
     fn everything_else_is_left_to_libjpeg() {
         let mut out = Vec::new();
@@ -771,8 +1151,12 @@ mod tests {
         assert_eq!(decode_dc(b"", 3, &mut out), None, "empty");
         let good = progressive(64, 48, Subsamp::Sub2x2);
         // Truncated anywhere (no EOI): libjpeg decides what a partial file gives.
+        let mut scratch = Scratch::default();
         for cut in 0..good.len() - 2 {
-            assert_eq!(decode_dc(&good[..cut], 3, &mut out), None, "cut at {cut}");
+            for denom in [8, 4, 2] {
+                let got = decode_reduced(&good[..cut], denom, 3, &mut out, &mut scratch);
+                assert_eq!(got, None, "cut at {cut}, 1/{denom}");
+            }
         }
     }
 
@@ -780,14 +1164,17 @@ mod tests {
     fn damaged_bytes_never_panic() {
         // Every byte of two files set to three values: a panic or a hang fails the test; any
         // result is allowed (damaged entropy data still decodes, like in libjpeg).
-        let mut out = Vec::new();
+        let (mut out, mut scratch) = (Vec::new(), Scratch::default());
         for file in [progressive(40, 24, Subsamp::Sub2x2), SEPARATE_DC.to_vec()] {
             for i in 0..file.len() {
                 for v in [0x00, 0xFF, file[i] ^ 0x5A] {
                     let mut bad = file.clone();
                     bad[i] = v;
-                    if let Some((w, h)) = decode_dc(&bad, 3, &mut out) {
-                        assert_eq!(out.len(), w as usize * h as usize * 3);
+                    for denom in [8, 4, 2] {
+                        if let Some((w, h)) = decode_reduced(&bad, denom, 3, &mut out, &mut scratch)
+                        {
+                            assert_eq!(out.len(), w as usize * h as usize * 3);
+                        }
                     }
                 }
             }
