@@ -114,8 +114,9 @@ fn segments(c: &mut Criterion) {
 
 fn images(c: &mut Criterion) {
     // A photo-like JPEG (smooth gradients plus texture), baseline and progressive, resized to
-    // 256x256: 2400x1600 takes the reduced DCT decode (1/8 would be too small), 4096x2304 the
-    // DC-only decode when progressive. SHMFRAME_BENCH_JPEG=FILE adds a file of yours.
+    // 256x256: 2400x1600 takes libjpeg's reduced DCT decode when baseline and the first-scan
+    // reader at 1/4 when progressive, 4096x2304 the DC-only (1/8) reader when progressive.
+    // SHMFRAME_BENCH_JPEG=FILE adds a file of yours.
     let mut g = c.benchmark_group("image");
     g.throughput(Throughput::Elements(1));
     for (w, h) in [(2400u32, 1600u32), (4096, 2304)] {

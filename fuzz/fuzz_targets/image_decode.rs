@@ -1,6 +1,6 @@
 //! Decoding and resizing hostile image bytes exactly as a worker does for each image of a job
 //! (`shmframe::image::resize_image`): format sniffing, the pixel limit, JPEG header, EXIF
-//! orientation, reduced DCT decode and the DC-only decode of progressive JPEGs, PNG (every colour type and depth), WebP, alpha, and
+//! orientation, reduced DCT decode and the first-scan reader of progressive JPEGs, PNG (every colour type and depth), WebP, alpha, and
 //! the resize into a small tensor with every fit and filter. Must never panic or crash,
 //! whatever the bytes; a refused image is an `ImageError` with a message.
 //!
