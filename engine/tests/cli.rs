@@ -1081,6 +1081,11 @@ fn resize_bad_usage_exits_2() {
         (&["--workers", "0"], "--workers"),
         (&["--tensor-out", "pixels.csv"], "--tensor-out"),
         (&["--fit", "squash"], "squash"),
+        (&["--oversample=-1"], "--oversample -1"),
+        (
+            &["--progressive-oversample", "NaN"],
+            "--progressive-oversample NaN",
+        ),
     ];
     for (opts, needle) in bad {
         let args: Vec<&str> = ["resize", "in", "out"]
