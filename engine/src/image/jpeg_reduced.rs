@@ -129,8 +129,11 @@ struct Component {
 /// DC tables use in practice, and most AC symbols).
 #[derive(Clone)]
 struct Huffman {
-    /// `(length << 8) | symbol` for each 9-bit prefix, 0 when the code is longer.
+    /// `(length << 8) | symbol` for each FAST_BITS-bit prefix, 0 when the code is longer.
     fast: Vec<u16>,
+    /// For AC tables: for each FAST_BITS-bit prefix that holds a whole coefficient (code and
+    /// magnitude bits), `value << 16 | run << 8 | bits used`; 0 otherwise.
+    fast_ac: Vec<i32>,
     /// Largest code of each length 1..=16 (-1 when none), index = length.
     maxcode: [i32; 17],
     /// `symbols index - first code` of each length.
@@ -172,10 +175,28 @@ impl Huffman {
         }
         Some(Huffman {
             fast,
+            fast_ac: Vec::new(),
             maxcode,
             valoff,
             symbols: symbols.to_vec(),
         })
+    }
+
+    /// Fills `fast_ac` (an AC table's coefficient lookup, stb_image's idea).
+    fn with_fast_ac(mut self) -> Self {
+        self.fast_ac = (0..1usize << FAST_BITS)
+            .map(|prefix| {
+                let e = self.fast[prefix];
+                let (len, rs) = (u32::from(e >> 8), e as u8);
+                let (run, size) = (i32::from(rs >> 4), u32::from(rs & 15));
+                if e == 0 || size == 0 || len + size > FAST_BITS {
+                    return 0;
+                }
+                let magnitude = (prefix as u32 >> (FAST_BITS - len - size)) & ((1 << size) - 1);
+                (extend(magnitude, size) << 16) | (run << 8) | (len + size) as i32
+            })
+            .collect();
+        self
     }
 }
 
@@ -207,6 +228,27 @@ impl<'a> Bits<'a> {
     }
 
     fn fill(&mut self) {
+        // Fast path: the next 8 bytes hold no FF (no stuffing, no marker), so the whole bytes
+        // that fit are taken at once.
+        if let Some(next) = self.data.get(self.pos..self.pos + 8) {
+            let chunk = u64::from_be_bytes(next.try_into().expect("8 bytes"));
+            let inverted = !chunk;
+            let has_ff =
+                inverted.wrapping_sub(0x0101_0101_0101_0101) & !inverted & 0x8080_8080_8080_8080;
+            if !self.at_marker && has_ff == 0 && self.n <= 56 {
+                let take = (64 - self.n) / 8;
+                let filled = self.n + 8 * take;
+                let keep = if filled == 64 {
+                    u64::MAX
+                } else {
+                    !(u64::MAX >> filled)
+                };
+                self.acc |= (chunk >> self.n) & keep;
+                self.n = filled;
+                self.pos += take as usize;
+                return;
+            }
+        }
         while self.n <= 56 {
             let mut byte = 0u8;
             if !self.at_marker {
@@ -466,11 +508,11 @@ impl<'a> Parser<'a> {
             if id > 3 || class > 1 {
                 return None;
             }
-            let table = Some(Huffman::new(counts, symbols)?);
+            let table = Huffman::new(counts, symbols)?;
             if class == 0 {
-                self.dc_tables[id] = table;
+                self.dc_tables[id] = Some(table);
             } else {
-                self.ac_tables[id] = table;
+                self.ac_tables[id] = Some(table.with_fast_ac());
             }
             b = &b[17 + total..];
         }
@@ -656,6 +698,26 @@ impl<'a> Parser<'a> {
                 let samples = &mut c.ac[at * nn..at * nn + nn];
                 let mut k = ss;
                 while k <= se {
+                    if bits.n < FAST_BITS {
+                        bits.fill();
+                    }
+                    let e = table.fast_ac[(bits.acc >> (64 - FAST_BITS)) as usize];
+                    if e != 0 {
+                        let used = (e & 0xFF) as u32;
+                        bits.acc <<= used;
+                        bits.n -= used;
+                        k += ((e >> 8) & 0xFF) as usize;
+                        if k > se {
+                            return None;
+                        }
+                        let v = e >> 16;
+                        let value = (((v.abs() << al) + half) * v.signum()) as f32;
+                        for (s, w) in samples.iter_mut().zip(&c.weights[k * nn..k * nn + nn]) {
+                            *s += value * w;
+                        }
+                        k += 1;
+                        continue;
+                    }
                     let rs = bits.decode(table)?;
                     let (r, size) = (usize::from(rs >> 4), u32::from(rs & 15));
                     if size == 0 {
