@@ -351,6 +351,34 @@ impl<'a> Bits<'a> {
     }
 }
 
+/// Counts a scan's units (MCUs, or blocks in a one-component scan) between restart markers.
+struct Restarts {
+    interval: usize,
+    todo: usize,
+}
+
+impl Restarts {
+    fn new(interval: usize) -> Self {
+        Restarts {
+            interval,
+            todo: interval,
+        }
+    }
+
+    /// Called before each unit: whether a restart marker comes first.
+    fn due(&mut self) -> bool {
+        if self.interval == 0 {
+            return false;
+        }
+        let due = self.todo == 0;
+        if due {
+            self.todo = self.interval;
+        }
+        self.todo -= 1;
+        due
+    }
+}
+
 struct Parser<'a> {
     data: &'a [u8],
     pos: usize,
@@ -607,26 +635,18 @@ impl<'a> Parser<'a> {
         // The block order: one block per MCU in a one-component scan (over the component's
         // own extent), else each component's h x v blocks per MCU of the frame.
         let (units_x, units_y) = if ns == 1 {
-            let c = &self.comps[members[0].0];
-            (
-                (self.width * c.h).div_ceil(self.hmax).div_ceil(8),
-                (self.height * c.v).div_ceil(self.vmax).div_ceil(8),
-            )
+            self.blocks_of(&self.comps[members[0].0])
         } else {
             (self.mcux, self.mcuy)
         };
         let mut bits = Bits::new(self.data, self.pos);
         let mut pred = [0i32; 4];
-        let mut todo = self.restart_interval;
+        let mut restarts = Restarts::new(self.restart_interval);
         for uy in 0..units_y {
             for ux in 0..units_x {
-                if self.restart_interval > 0 {
-                    if todo == 0 {
-                        bits.restart()?;
-                        pred = [0; 4];
-                        todo = self.restart_interval;
-                    }
-                    todo -= 1;
+                if restarts.due() {
+                    bits.restart()?;
+                    pred = [0; 4];
                 }
                 for (k, &(ci, td)) in members.iter().enumerate() {
                     let (h, v) = if ns == 1 {
@@ -665,31 +685,28 @@ impl<'a> Parser<'a> {
     }
 
     /// A first AC scan (T.81 G.1.2.2) of component `ci`: coefficients `ss..=se` of each block,
-    /// scaled by `2^al` and put at the middle of the interval their missing low bits allow.
+    /// scaled by `2^al`, moved toward the middle of the interval their missing low bits allow,
+    /// and added to the block's samples.
     fn ac_first_scan(&mut self, ci: usize, ta: usize, ss: usize, se: usize, al: u32) -> Option<()> {
         let table = self.ac_tables.get(ta)?.as_ref()?;
         let n = self.n;
         let nn = n * n;
+        let (units_x, units_y) = self.blocks_of(&self.comps[ci]);
         let c = &mut self.comps[ci];
         if c.weights.is_empty() {
             c.weights = sample_weights(n, &self.q[c.tq]?);
         }
-        let units_x = (self.width * c.h).div_ceil(self.hmax).div_ceil(8);
-        let units_y = (self.height * c.v).div_ceil(self.vmax).div_ceil(8);
-        // The expected magnitude of a coefficient known to lie in [m << al, (m + 1) << al).
+        // A nonzero coefficient sent without its low `al` bits lies in [m << al, (m + 1) << al):
+        // it is moved toward the middle by `half`.
         let half = ((1i32 << al) - 1) / 2;
         let mut bits = Bits::new(self.data, self.pos);
         let mut eobrun = 0u32;
-        let mut todo = self.restart_interval;
+        let mut restarts = Restarts::new(self.restart_interval);
         for uy in 0..units_y {
             for ux in 0..units_x {
-                if self.restart_interval > 0 {
-                    if todo == 0 {
-                        bits.restart()?;
-                        eobrun = 0;
-                        todo = self.restart_interval;
-                    }
-                    todo -= 1;
+                if restarts.due() {
+                    bits.restart()?;
+                    eobrun = 0;
                 }
                 if eobrun > 0 {
                     // This block has no coefficient in the band.
@@ -750,6 +767,15 @@ impl<'a> Parser<'a> {
         self.pos = bits.pos;
         self.skip_entropy_data();
         Some(())
+    }
+
+    /// The blocks of component `c` that a one-component scan codes, across and down: its own
+    /// extent, not padded to whole MCUs.
+    fn blocks_of(&self, c: &Component) -> (usize, usize) {
+        (
+            (self.width * c.h).div_ceil(self.hmax).div_ceil(8),
+            (self.height * c.v).div_ceil(self.vmax).div_ceil(8),
+        )
     }
 
     /// Moves `pos` to the next marker that is not a restart marker or stuffed `FF 00`.
