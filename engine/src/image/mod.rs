@@ -130,7 +130,7 @@ pub struct ResizeSpec {
 
 impl ResizeSpec {
     /// A spec for `width` x `height` with the defaults: exact fit, Lanczos3, alpha flattened,
-    /// 100 MP limit, 2x oversampling before the final resize.
+    /// 100 MP limit, 2x oversampling before the final resize (1x for progressive JPEGs).
     pub fn new(width: u32, height: u32) -> Self {
         ResizeSpec {
             width,
