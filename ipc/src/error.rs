@@ -144,6 +144,12 @@ pub enum SegmentError {
         /// Why.
         reason: String,
     },
+    /// Only the owner's own handle may do this (not an attachment, not a persistent segment).
+    #[error("segment {name}: only the owner's handle can be made writable again")]
+    NotOwner {
+        /// The segment name.
+        name: SegmentName,
+    },
     /// The requested size overflows.
     #[error("segment {name}: size {requested} bytes is too large")]
     TooLarge {

@@ -254,6 +254,15 @@ pub(crate) fn publish(map: &mut [u8]) {
     unsafe { version_word(map.as_ptr()) }.store(FORMAT_VERSION, Ordering::Release);
 }
 
+/// Withdraws a header's publication: stores version 0 with `Release` ordering, so a process
+/// that attaches from now on is refused ([`HeaderError::Unpublished`]) until the next
+/// [`publish`]. The owner's way to refill a segment it published before.
+pub(crate) fn unpublish(map: &mut [u8]) {
+    assert!(map.len() >= HEADER_LEN && (map.as_ptr() as usize).is_multiple_of(4));
+    // SAFETY: as in `load_version`; the mapping is writable (we hold `&mut`).
+    unsafe { version_word(map.as_ptr()) }.store(0, Ordering::Release);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

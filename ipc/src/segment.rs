@@ -126,6 +126,12 @@ impl SegmentDir {
         let st = nix::sys::statvfs::statvfs(self.path()).ok()?;
         Some(st.blocks_available() as u64 * st.fragment_size() as u64)
     }
+
+    /// Size of the directory's file system (free or not).
+    pub fn total_bytes(&self) -> Option<u64> {
+        let st = nix::sys::statvfs::statvfs(self.path()).ok()?;
+        Some(st.blocks() as u64 * st.fragment_size() as u64)
+    }
 }
 
 /// Unlinks a segment when dropped: the owner's guarantee that nothing leaks.
@@ -483,6 +489,42 @@ impl Segment {
     /// Whether this handle unlinks the object when dropped.
     pub fn is_owner(&self) -> bool {
         self._guard.as_ref().is_some_and(|g| g.armed)
+    }
+
+    /// Takes the owner's published handle back to a writable, unpublished segment of the same
+    /// name and size, for the owner to fill again (a recycled job output: its pages are
+    /// already allocated, which is the point). From this call until the next
+    /// [`SegmentMut::publish`], [`Segment::attach`] refuses it as unpublished. Processes that
+    /// attached it earlier keep their mapping and see the new bytes as they are written.
+    ///
+    /// Fails with [`SegmentError::NotOwner`] for a handle that does not own the object (an
+    /// attachment, or a persistent segment); if turning the mapping writable fails, the
+    /// segment is dropped (and so unlinked) and the error returned.
+    pub fn into_writable(self) -> Result<SegmentMut, SegmentError> {
+        if !self.is_owner() {
+            return Err(SegmentError::NotOwner {
+                name: self.name.clone(),
+            });
+        }
+        let Segment {
+            map,
+            header,
+            _guard,
+            ..
+        } = self;
+        let guard = _guard.expect("owner handle has a guard");
+        let mut map = map
+            .make_mut()
+            .map_err(|e| SegmentError::io(&guard.name, "mprotect", e))?;
+        header::unpublish(&mut map);
+        Ok(SegmentMut {
+            map,
+            header: SegmentHeader {
+                version: 0,
+                ..header
+            },
+            guard,
+        })
     }
 }
 

@@ -161,153 +161,239 @@ pub fn plan_layout(
     rows: usize,
     plans: &[ColumnPlan],
 ) -> Result<PlannedSegment, ArrowSegmentError> {
-    assert_eq!(
-        plans.len(),
-        schema.fields().len(),
-        "one ColumnPlan per field"
-    );
-    let mut p = Planner {
-        nodes: Vec::new(),
-        buffers: Vec::new(),
-        body_len: 0,
-    };
-    let mut rel = Vec::with_capacity(plans.len());
-    let mut column_nodes = Vec::with_capacity(plans.len());
-    for (field, plan) in schema.fields().iter().zip(plans) {
-        let unsupported = |reason| ArrowSegmentError::Unsupported {
-            column: field.name().clone(),
-            data_type: field.data_type().clone(),
-            reason,
-        };
-        if plan.null_count > rows {
-            return Err(ArrowSegmentError::Invalid {
-                name: name.to_string(),
-                reason: format!(
-                    "column {}: {} nulls in {rows} rows",
-                    field.name(),
-                    plan.null_count
-                ),
-            });
-        }
-        column_nodes.push(p.nodes.len());
-        p.nodes.push(arrow_ipc::FieldNode::new(
-            rows as i64,
-            plan.null_count as i64,
-        ));
-        let dt = field.data_type();
-        let bufs = match dt {
-            DataType::Boolean => {
-                let validity = p.validity(rows, plan.null_count);
-                let values = p.buffer(rows.div_ceil(8));
-                ColumnBuffers {
-                    validity,
-                    offsets: None,
-                    values,
-                    value_width: 0,
-                }
-            }
-            DataType::FixedSizeList(child, size) => {
-                let w = prim_width(child.data_type())
-                    .ok_or_else(|| unsupported("fixed-size lists of primitives only"))?;
-                let size = usize::try_from(*size).map_err(|_| unsupported("negative list size"))?;
-                let validity = p.validity(rows, plan.null_count);
-                let n = rows.checked_mul(size).ok_or_else(|| overflow(&name))?;
-                p.nodes.push(arrow_ipc::FieldNode::new(n as i64, 0));
-                p.buffer(0); // child validity: none
-                let values = p.buffer(n.checked_mul(w).ok_or_else(|| overflow(&name))?);
-                ColumnBuffers {
-                    validity,
-                    offsets: None,
-                    values,
-                    value_width: w,
-                }
-            }
-            DataType::Binary | DataType::Utf8 | DataType::LargeBinary | DataType::LargeUtf8 => {
-                let ow = if matches!(dt, DataType::Binary | DataType::Utf8) {
-                    4
-                } else {
-                    8
-                };
-                if ow == 4 && plan.value_bytes > i32::MAX as usize {
-                    return Err(unsupported("over 2 GiB of values: use LargeBinary"));
-                }
-                let validity = p.validity(rows, plan.null_count);
-                let offsets =
-                    Some(p.buffer((rows + 1).checked_mul(ow).ok_or_else(|| overflow(&name))?));
-                let values = p.buffer(plan.value_bytes);
-                ColumnBuffers {
-                    validity,
-                    offsets,
-                    values,
-                    value_width: 0,
-                }
-            }
-            dt => {
-                let w = prim_width(dt)
-                    .ok_or_else(|| unsupported("not a fixed-width or binary type"))?;
-                let validity = p.validity(rows, plan.null_count);
-                let values = p.buffer(rows.checked_mul(w).ok_or_else(|| overflow(&name))?);
-                ColumnBuffers {
-                    validity,
-                    offsets: None,
-                    values,
-                    value_width: w,
-                }
-            }
-        };
-        rel.push(bufs);
-    }
-    let message = BatchMessage {
-        at: 0,
-        nodes: p.nodes,
-        buffers: p.buffers,
-        body_len: p.body_len,
-        column_nodes,
-    };
-    let batch_meta = message.encode(rows);
-
-    let schema_msg = schema_message(schema);
-    let msg_off = HEADER_LEN + schema_msg.len();
-    let body_off = msg_off + batch_meta.len();
-    let block = arrow_ipc::Block::new(
-        msg_off as i64,
-        batch_meta.len() as i32,
-        message.body_len as i64,
-    );
-    let footer = footer_bytes(schema, &[], &[block]);
-    let total = body_off
-        .checked_add(message.body_len)
-        .and_then(|t| t.checked_add(EOS.len() + footer.len()))
-        .ok_or_else(|| overflow(&name))?;
+    let layout = Layout::compute(&name, schema, rows, plans)?;
     let opts = CreateOptions {
         kind: ContentKind::ArrowFile,
         ..opts.clone()
     };
-    let mut segment = SegmentMut::create(name, total - HEADER_LEN, &opts)?;
-    let (body, base) = segment.body_mut();
-    let at = |abs: usize| abs - base;
-    body[at(HEADER_LEN)..at(msg_off)].copy_from_slice(&schema_msg);
-    body[at(msg_off)..at(body_off)].copy_from_slice(&batch_meta);
-    let tail = body_off + message.body_len;
-    body[at(tail)..at(tail + EOS.len())].copy_from_slice(&EOS);
-    body[at(tail + EOS.len())..].copy_from_slice(&footer);
-    let shift = |r: Range<usize>| r.start + body_off..r.end + body_off;
-    let columns = rel
-        .into_iter()
-        .map(|c| ColumnBuffers {
-            validity: c.validity.map(shift),
-            offsets: c.offsets.map(shift),
-            values: shift(c.values),
-            value_width: c.value_width,
+    let segment = SegmentMut::create(name, layout.total - HEADER_LEN, &opts)?;
+    Ok(layout.place(segment))
+}
+
+/// As [`plan_layout`], into `segment`, a segment this process owns (typically a job output
+/// taken back with [`crate::Segment::into_writable`]) whose size is exactly the layout's.
+/// Every metadata byte and the padding after each buffer are rewritten; the buffers keep
+/// their old bytes, and the caller must overwrite every one of them before publishing.
+///
+/// A segment of another size or kind is refused (and dropped, so unlinked).
+pub fn plan_layout_into(
+    segment: SegmentMut,
+    schema: &Schema,
+    rows: usize,
+    plans: &[ColumnPlan],
+) -> Result<PlannedSegment, ArrowSegmentError> {
+    let layout = Layout::compute(segment.name(), schema, rows, plans)?;
+    let (have, kind) = (segment.bytes().len(), segment.header().kind);
+    if have != layout.total || kind != ContentKind::ArrowFile {
+        return Err(ArrowSegmentError::Invalid {
+            name: segment.name().to_string(),
+            reason: format!(
+                "cannot hold the layout: {have} bytes of {kind:?}, the layout needs {} bytes of \
+                 an Arrow file",
+                layout.total
+            ),
+        });
+    }
+    Ok(layout.place(segment))
+}
+
+/// Where everything of a planned Arrow file goes, before a segment holds it.
+struct Layout {
+    /// Buffer ranges per column, relative to the body.
+    rel: Vec<ColumnBuffers>,
+    message: BatchMessage,
+    schema_msg: Vec<u8>,
+    batch_meta: Vec<u8>,
+    footer: Vec<u8>,
+    msg_off: usize,
+    body_off: usize,
+    /// Bytes of the whole object, header included.
+    total: usize,
+    rows: usize,
+}
+
+impl Layout {
+    fn compute(
+        name: &SegmentName,
+        schema: &Schema,
+        rows: usize,
+        plans: &[ColumnPlan],
+    ) -> Result<Layout, ArrowSegmentError> {
+        assert_eq!(
+            plans.len(),
+            schema.fields().len(),
+            "one ColumnPlan per field"
+        );
+        let mut p = Planner {
+            nodes: Vec::new(),
+            buffers: Vec::new(),
+            body_len: 0,
+        };
+        let mut rel = Vec::with_capacity(plans.len());
+        let mut column_nodes = Vec::with_capacity(plans.len());
+        for (field, plan) in schema.fields().iter().zip(plans) {
+            let unsupported = |reason| ArrowSegmentError::Unsupported {
+                column: field.name().clone(),
+                data_type: field.data_type().clone(),
+                reason,
+            };
+            if plan.null_count > rows {
+                return Err(ArrowSegmentError::Invalid {
+                    name: name.to_string(),
+                    reason: format!(
+                        "column {}: {} nulls in {rows} rows",
+                        field.name(),
+                        plan.null_count
+                    ),
+                });
+            }
+            column_nodes.push(p.nodes.len());
+            p.nodes.push(arrow_ipc::FieldNode::new(
+                rows as i64,
+                plan.null_count as i64,
+            ));
+            let dt = field.data_type();
+            let bufs = match dt {
+                DataType::Boolean => {
+                    let validity = p.validity(rows, plan.null_count);
+                    let values = p.buffer(rows.div_ceil(8));
+                    ColumnBuffers {
+                        validity,
+                        offsets: None,
+                        values,
+                        value_width: 0,
+                    }
+                }
+                DataType::FixedSizeList(child, size) => {
+                    let w = prim_width(child.data_type())
+                        .ok_or_else(|| unsupported("fixed-size lists of primitives only"))?;
+                    let size =
+                        usize::try_from(*size).map_err(|_| unsupported("negative list size"))?;
+                    let validity = p.validity(rows, plan.null_count);
+                    let n = rows.checked_mul(size).ok_or_else(|| overflow(name))?;
+                    p.nodes.push(arrow_ipc::FieldNode::new(n as i64, 0));
+                    p.buffer(0); // child validity: none
+                    let values = p.buffer(n.checked_mul(w).ok_or_else(|| overflow(name))?);
+                    ColumnBuffers {
+                        validity,
+                        offsets: None,
+                        values,
+                        value_width: w,
+                    }
+                }
+                DataType::Binary | DataType::Utf8 | DataType::LargeBinary | DataType::LargeUtf8 => {
+                    let ow = if matches!(dt, DataType::Binary | DataType::Utf8) {
+                        4
+                    } else {
+                        8
+                    };
+                    if ow == 4 && plan.value_bytes > i32::MAX as usize {
+                        return Err(unsupported("over 2 GiB of values: use LargeBinary"));
+                    }
+                    let validity = p.validity(rows, plan.null_count);
+                    let offsets =
+                        Some(p.buffer((rows + 1).checked_mul(ow).ok_or_else(|| overflow(name))?));
+                    let values = p.buffer(plan.value_bytes);
+                    ColumnBuffers {
+                        validity,
+                        offsets,
+                        values,
+                        value_width: 0,
+                    }
+                }
+                dt => {
+                    let w = prim_width(dt)
+                        .ok_or_else(|| unsupported("not a fixed-width or binary type"))?;
+                    let validity = p.validity(rows, plan.null_count);
+                    let values = p.buffer(rows.checked_mul(w).ok_or_else(|| overflow(name))?);
+                    ColumnBuffers {
+                        validity,
+                        offsets: None,
+                        values,
+                        value_width: w,
+                    }
+                }
+            };
+            rel.push(bufs);
+        }
+        let message = BatchMessage {
+            at: 0,
+            nodes: p.nodes,
+            buffers: p.buffers,
+            body_len: p.body_len,
+            column_nodes,
+        };
+        let batch_meta = message.encode(rows);
+
+        let schema_msg = schema_message(schema);
+        let msg_off = HEADER_LEN + schema_msg.len();
+        let body_off = msg_off + batch_meta.len();
+        let block = arrow_ipc::Block::new(
+            msg_off as i64,
+            batch_meta.len() as i32,
+            message.body_len as i64,
+        );
+        let footer = footer_bytes(schema, &[], &[block]);
+        let total = body_off
+            .checked_add(message.body_len)
+            .and_then(|t| t.checked_add(EOS.len() + footer.len()))
+            .ok_or_else(|| overflow(name))?;
+        Ok(Layout {
+            rel,
+            message,
+            schema_msg,
+            batch_meta,
+            footer,
+            msg_off,
+            body_off,
+            total,
+            rows,
         })
-        .collect();
-    Ok(PlannedSegment {
-        segment,
-        columns,
-        rows,
-        message: BatchMessage {
-            at: msg_off,
-            ..message
-        },
-    })
+    }
+
+    /// Writes the metadata into `segment` (exactly `total` bytes) and zeroes each buffer's
+    /// padding.
+    fn place(self, mut segment: SegmentMut) -> PlannedSegment {
+        let Layout {
+            rel,
+            message,
+            schema_msg,
+            batch_meta,
+            footer,
+            msg_off,
+            body_off,
+            rows,
+            ..
+        } = self;
+        let (body, base) = segment.body_mut();
+        let at = |abs: usize| abs - base;
+        body[at(HEADER_LEN)..at(msg_off)].copy_from_slice(&schema_msg);
+        body[at(msg_off)..at(body_off)].copy_from_slice(&batch_meta);
+        for b in &message.buffers {
+            let end = body_off + (b.offset() + b.length()) as usize;
+            body[at(end)..at(end.next_multiple_of(super::ALIGN))].fill(0);
+        }
+        let tail = body_off + message.body_len;
+        body[at(tail)..at(tail + EOS.len())].copy_from_slice(&EOS);
+        body[at(tail + EOS.len())..].copy_from_slice(&footer);
+        let shift = |r: Range<usize>| r.start + body_off..r.end + body_off;
+        let columns = rel
+            .into_iter()
+            .map(|c| ColumnBuffers {
+                validity: c.validity.map(shift),
+                offsets: c.offsets.map(shift),
+                values: shift(c.values),
+                value_width: c.value_width,
+            })
+            .collect();
+        PlannedSegment {
+            segment,
+            columns,
+            rows,
+            message: BatchMessage {
+                at: msg_off,
+                ..message
+            },
+        }
+    }
 }

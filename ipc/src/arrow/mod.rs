@@ -12,13 +12,14 @@
 //!   copied into the segment.
 //! * [`plan_layout`]: a layout computed from a schema and a row count for the fixed-width
 //!   and binary types, written as metadata only, so the buffers are filled in place (by
-//!   workers, by a file loader) with no intermediate copy.
+//!   workers, by a file loader) with no intermediate copy. [`plan_layout_into`] does the
+//!   same into a segment the caller owns already (a recycled job output).
 
 mod layout;
 mod read;
 mod write;
 
-pub use layout::{ColumnBuffers, ColumnPlan, PlannedSegment, plan_layout};
+pub use layout::{ColumnBuffers, ColumnPlan, PlannedSegment, plan_layout, plan_layout_into};
 pub use read::{IpcFile, buffer_range_in, read_ipc_file};
 pub use write::write_batches;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use arrow_array::{Array, BinaryArray, FixedSizeListArray, Float32Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
-use shmframe_ipc::arrow::{ColumnPlan, plan_layout, read_ipc_file};
+use shmframe_ipc::arrow::{ColumnPlan, plan_layout, plan_layout_into, read_ipc_file};
 use shmframe_ipc::{
     ArrowSegmentError, CreateOptions, HeaderError, Segment, SegmentDir, SegmentError, SegmentName,
     matrix,
@@ -287,4 +287,139 @@ fn null_count_set_after_filling_is_read_back() {
             .value(4),
         51
     );
+}
+
+/// A published planned segment taken back by its owner (`into_writable`) and planned again
+/// in place (`plan_layout_into`): refused to readers while refilled, then read with the new
+/// bytes by a new attachment and, through the same mapping, by one made before.
+#[test]
+fn planned_layout_refilled_in_place() {
+    if is_child() {
+        return;
+    }
+    let g = LeakGuard::new("t-planre");
+    let owner = planned_segment(g.name());
+    let name = owner.name().clone();
+    let early = Segment::attach(&name, owner.dir()).unwrap();
+    // Only the owner's handle can be made writable.
+    let e = Segment::attach(&name, owner.dir())
+        .unwrap()
+        .into_writable()
+        .unwrap_err();
+    assert!(matches!(e, SegmentError::NotOwner { .. }), "{e}");
+    let seg = owner.into_writable().unwrap();
+    let e = Segment::attach(&name, &SegmentDir::Shm).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            SegmentError::Header {
+                source: HeaderError::Unpublished,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // A layout of another size is refused.
+    let one = Schema::new(vec![matrix::matrix_field("m", DataType::Float32, 2, false)]);
+    let small = plan_layout_into(seg, &one, ROWS, &[ColumnPlan::default()]).unwrap_err();
+    assert!(
+        small.to_string().contains("cannot hold the layout"),
+        "{small}"
+    );
+    // Refused and dropped: unlinked.
+    assert!(Segment::attach(&name, &SegmentDir::Shm).is_err());
+    drop(early);
+
+    // Again, now into a segment of exactly the layout's size, with other values.
+    let owner = planned_segment(g.name());
+    let name = owner.name().clone();
+    let early = Segment::attach(&name, owner.dir()).unwrap();
+    let plans = [
+        ColumnPlan::default(),
+        ColumnPlan {
+            null_count: 1,
+            value_bytes: 0,
+        },
+        ColumnPlan {
+            null_count: 1,
+            value_bytes: BINS.iter().flatten().map(|b| b.len()).sum(),
+        },
+    ];
+    let mut p = plan_layout_into(owner.into_writable().unwrap(), &schema(), ROWS, &plans)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let cols = p.columns.clone();
+    let (body, base) = p.segment.body_mut();
+    let mut put = |r: &Range<usize>, bytes: &[u8]| {
+        body[r.start - base..r.end - base].copy_from_slice(bytes);
+    };
+    let m: Vec<u8> = (0..ROWS * 2)
+        .flat_map(|v| (v as f32 * -2.0).to_le_bytes())
+        .collect();
+    put(&cols[0].values, &m);
+    put(
+        cols[1].validity.as_ref().unwrap(),
+        &validity((0..ROWS).map(|r| r != 3)),
+    );
+    let i: Vec<u8> = (0..ROWS as i64)
+        .flat_map(|v| (v * 7).to_le_bytes())
+        .collect();
+    put(&cols[1].values, &i);
+    put(
+        cols[2].validity.as_ref().unwrap(),
+        &validity((0..ROWS).map(|r| r != 0)),
+    );
+    let mut offsets = vec![0i32];
+    let mut values = Vec::new();
+    for v in BINS {
+        values.extend_from_slice(v.unwrap_or_default());
+        offsets.push(values.len() as i32);
+    }
+    let o: Vec<u8> = offsets.iter().flat_map(|v| v.to_le_bytes()).collect();
+    put(cols[2].offsets.as_ref().unwrap(), &o);
+    put(&cols[2].values, &values);
+    let owner = p.segment.publish().unwrap();
+    let want_m: Vec<f32> = (0..ROWS * 2).map(|v| v as f32 * -2.0).collect();
+    let want_i: Vec<Option<i64>> = (0..ROWS as i64)
+        .map(|v| (v != 3).then_some(v * 7))
+        .collect();
+    let want_b: Vec<Option<&[u8]>> = BINS
+        .iter()
+        .enumerate()
+        .map(|(r, v)| (r != 0).then_some(v.unwrap_or_default()))
+        .collect();
+    for (who, seg) in [
+        (
+            "new attachment",
+            Segment::attach(&name, owner.dir()).unwrap(),
+        ),
+        ("earlier attachment", early),
+    ] {
+        let file = read_ipc_file(seg, who).unwrap_or_else(|e| panic!("{who}: {e}"));
+        let b = &file.batches[0];
+        let m = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<FixedSizeListArray>()
+            .unwrap();
+        let mv = m.values().as_any().downcast_ref::<Float32Array>().unwrap();
+        assert_eq!(mv.values().to_vec(), want_m, "{who}");
+        let iv: Vec<Option<i64>> = b
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .iter()
+            .collect();
+        assert_eq!(iv, want_i, "{who}");
+        let bv: Vec<Option<&[u8]>> = b
+            .column(2)
+            .as_any()
+            .downcast_ref::<BinaryArray>()
+            .unwrap()
+            .iter()
+            .collect();
+        assert_eq!(bv, want_b, "{who}");
+    }
+    drop(owner);
+    assert!(g.present().is_empty(), "left: {:?}", g.present());
 }
