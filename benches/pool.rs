@@ -105,6 +105,13 @@ fn main() {
         drop(e);
     }
     let engine = Engine::builder().workers(workers).build().expect("engine");
+    // The same job with every output in a fresh segment (what a one-off job, such as one
+    // `shmframe run` command, gets): no recycling.
+    let fresh = Engine::builder()
+        .workers(workers)
+        .recycle_outputs(0)
+        .build()
+        .expect("engine");
 
     let mut x = vec![0.0f64; rows * cols];
     let mut s = 0x9E3779B97F4A7C15u64;
@@ -138,10 +145,12 @@ fn main() {
     apply_rows(&RowKernel::L2, Accumulate::F64, data, cols, None, &mut want).unwrap();
     for _ in 0..2 {
         engine.run(RowKernel::L2, &frame, "x").unwrap();
+        fresh.run(RowKernel::L2, &frame, "x").unwrap();
     }
     // Interleaved repetitions: probe(1), probe(N), single-process kernel, engine job.
     let (mut p1, mut pn, mut single, mut job) = (vec![], vec![], vec![], vec![]);
-    let mut run_wall = vec![];
+    let (mut run_wall, mut fresh_job, mut fresh_wall) = (vec![], vec![], vec![]);
+    let mut reused = 0;
     let mut dirty_kb = 0u64;
     for _ in 0..reps {
         let t = Instant::now();
@@ -165,6 +174,7 @@ fn main() {
             .unwrap();
         run_wall.push(t.elapsed().as_secs_f64());
         job.push(stats.seconds);
+        reused += usize::from(stats.output_reused);
         dirty_kb = dirty_kb.max(
             engine
                 .worker_pids()
@@ -184,7 +194,31 @@ fn main() {
             got, want,
             "engine result differs from the single-process kernel"
         );
+        drop(out);
+        let t = Instant::now();
+        let (out, stats) = fresh
+            .run_full(
+                Kernel::Row(RowKernel::L2),
+                &frame,
+                &["x"],
+                None,
+                &RunOptions::default(),
+            )
+            .unwrap();
+        fresh_wall.push(t.elapsed().as_secs_f64());
+        fresh_job.push(stats.seconds);
+        assert!(!stats.output_reused);
+        let got = out
+            .batch()
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow_array::Float64Array>()
+            .unwrap()
+            .values()
+            .to_vec();
+        assert_eq!(got, want, "fresh-output result differs");
     }
+    drop(fresh);
 
     // Empty-job round trip on the warm pool.
     let n_rt = if quick { 5_000 } else { 50_000 };
@@ -229,19 +263,26 @@ fn main() {
         gb(ms),
         100.0 * mpn / ms
     );
-    println!(
-        "| L2 norm, shmframe {workers} workers (job: post to done) | {:.2} ms | {:.2} | {:.0}% |",
-        mj * 1e3,
-        gb(mj),
-        100.0 * mpn / mj
+    let row = |what: &str, secs: f64| {
+        println!(
+            "| L2 norm, shmframe {workers} workers ({what}) | {:.2} ms | {:.2} | {:.0}% |",
+            secs * 1e3,
+            gb(secs),
+            100.0 * mpn / secs
+        );
+    };
+    let (mw, mfj, mfw) = (
+        median(&mut run_wall),
+        median(&mut fresh_job),
+        median(&mut fresh_wall),
     );
-    let mw = median(&mut run_wall);
-    println!(
-        "| L2 norm, shmframe {workers} workers (`run` call: output segment made, job, frame) | {:.2} ms | {:.2} | {:.0}% |",
-        mw * 1e3,
-        gb(mw),
-        100.0 * mpn / mw
+    row("job: post to done; recycled output", mj);
+    row(
+        "`run` call: output segment, job, frame; recycled output",
+        mw,
     );
+    row("job: post to done; fresh output segment", mfj);
+    row("`run` call: output segment, job, frame; fresh output", mfw);
     println!();
     let (rt50, rt99) = (pct(&mut rt, 0.5), pct(&mut rt, 0.99));
     println!("| pool | median | p99 |");
@@ -258,6 +299,9 @@ fn main() {
         pct(&mut starts, 0.99) * 1e3
     );
     println!();
+    println!(
+        "recycled output: {reused} of {reps} jobs wrote into the previous job's output segment"
+    );
     let dirty_pct = 100.0 * dirty_kb as f64 * 1024.0 / bytes;
     println!(
         "workers' Private_Dirty after the jobs: {dirty_kb} KiB in total = {dirty_pct:.3}% of the {:.0} MiB input",
@@ -265,7 +309,7 @@ fn main() {
     );
     if json {
         println!(
-            "{{\"rows\":{rows},\"cols\":{cols},\"workers\":{workers},\"probe1_s\":{mp1},\"proben_s\":{mpn},\"single_s\":{ms},\"job_s\":{mj},\"run_s\":{mw},\"rt_median_s\":{rt50},\"rt_p99_s\":{rt99},\"start_s\":{sm},\"private_dirty_pct\":{dirty_pct}}}"
+            "{{\"rows\":{rows},\"cols\":{cols},\"workers\":{workers},\"probe1_s\":{mp1},\"proben_s\":{mpn},\"single_s\":{ms},\"job_s\":{mj},\"run_s\":{mw},\"fresh_job_s\":{mfj},\"fresh_run_s\":{mfw},\"rt_median_s\":{rt50},\"rt_p99_s\":{rt99},\"start_s\":{sm},\"private_dirty_pct\":{dirty_pct}}}"
         );
     }
 }

@@ -275,6 +275,10 @@ pub(crate) struct JobDesc {
     pub(crate) query: Option<(BufRef, Dtype)>,
     /// Output values buffer, element type and elements per row.
     pub(crate) output: Option<(BufRef, Dtype, usize)>,
+    /// The output segment is a recycled one (see `recycle.rs`): workers keep their mapping
+    /// of it after the job, so the next job into it finds its pages mapped.
+    #[serde(default)]
+    pub(crate) keep_output: bool,
     pub(crate) hooks: Hooks,
 }
 

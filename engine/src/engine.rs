@@ -11,9 +11,12 @@ use arrow_schema::{DataType, Field, Schema};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
-use shmframe_ipc::arrow::{ColumnPlan, plan_layout};
+use shmframe_ipc::arrow::{ColumnPlan, PlannedSegment, plan_layout, plan_layout_into};
 use shmframe_ipc::sync::atomic::Ordering;
-use shmframe_ipc::{CreateOptions, SegmentDir, SegmentName, SharedRegion, fork_worker, matrix};
+use shmframe_ipc::{
+    ArrowSegmentError, CreateOptions, SegmentDir, SegmentError, SegmentName, SharedRegion,
+    fork_worker, matrix,
+};
 
 use crate::control::{
     ACTIVE, BufRef, CANCEL, CHUNK_DONE, CHUNK_FREE, CONTROL_LEN, CURRENT_SEQ, Control, DESC_MAX,
@@ -23,8 +26,13 @@ use crate::control::{
 use crate::error::EngineError;
 use crate::frame::SharedFrame;
 use crate::kernels::{Accumulate, RowKernel};
+use crate::recycle::{OutputKey, OutputPool};
 use crate::user::{KernelRegistry, UserKernel};
 use crate::worker::WorkerArgs;
+
+/// The most bytes of dropped outputs an engine keeps by default (see
+/// [`EngineBuilder::recycle_outputs`]).
+const DEFAULT_RECYCLE_BYTES: u64 = 256 << 20;
 
 /// How worker processes are started.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -53,6 +61,7 @@ pub struct EngineBuilder {
     stall_timeout: Duration,
     grace: Duration,
     memory_limit: u64,
+    recycle: Option<u64>,
 }
 
 impl Default for EngineBuilder {
@@ -69,6 +78,7 @@ impl Default for EngineBuilder {
             stall_timeout: Duration::from_secs(300),
             grace: Duration::from_millis(500),
             memory_limit: 0,
+            recycle: None,
         }
     }
 }
@@ -132,6 +142,18 @@ impl EngineBuilder {
         self
     }
 
+    /// Keeps up to `bytes` of dropped job outputs for reuse by later jobs whose output has the
+    /// same layout (same kernel output, rows and null count), so their pages need not be
+    /// allocated and zeroed again. 0 turns it off. Default: 256 MiB, or an eighth of the
+    /// segment directory's file system if that is smaller (a 64 MiB Docker `/dev/shm` keeps
+    /// 8 MiB). Held outputs are unlinked when the engine is dropped, by
+    /// [`Engine::release_recycled`], and whenever a new segment would not fit. An output
+    /// whose name or path was asked for is never reused. See `docs/ARCHITECTURE.md`.
+    pub fn recycle_outputs(mut self, bytes: u64) -> Self {
+        self.recycle = Some(bytes);
+        self
+    }
+
     /// Creates the control segment and starts the pool; returns when every worker is ready.
     pub fn build(self) -> Result<Engine, EngineError> {
         let name = SegmentName::owned("ctl")?;
@@ -180,9 +202,13 @@ impl EngineBuilder {
                 });
             }
         }
+        let cap = pool.cfg.recycle.unwrap_or_else(|| {
+            let eighth = pool.cfg.dir.total_bytes().unwrap_or(0) / 8;
+            eighth.min(DEFAULT_RECYCLE_BYTES)
+        });
         Ok(Engine {
             pool: Mutex::new(pool),
-            dir_cache: None,
+            outputs: Arc::new(OutputPool::new(cap)),
         })
     }
 }
@@ -390,6 +416,9 @@ pub struct JobStats {
     pub input_bytes: usize,
     /// Workers that died during the job (and were replaced).
     pub worker_deaths: usize,
+    /// Whether the output was written into a recycled segment (see
+    /// [`EngineBuilder::recycle_outputs`]).
+    pub output_reused: bool,
 }
 
 /// Options of one job.
@@ -459,7 +488,8 @@ impl Kernel {
 /// ```
 pub struct Engine {
     pool: Mutex<Pool>,
-    dir_cache: Option<()>,
+    /// Dropped outputs kept for reuse (see [`crate::recycle`]).
+    outputs: Arc<OutputPool>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -496,7 +526,6 @@ impl Engine {
 
     /// The segment directory.
     pub fn segment_dir(&self) -> SegmentDir {
-        let _ = self.dir_cache;
         self.pool().cfg.dir.clone()
     }
 
@@ -575,21 +604,13 @@ impl Engine {
         let out_field = plan.out_field.clone();
         let schema = Schema::new(vec![out_field]);
         let null_count = plan.nulls.as_ref().map_or(0, |n| n.null_count());
-        let name = SegmentName::owned("out")?;
-        let create = CreateOptions {
-            dir: dir.clone(),
-            ..Default::default()
+        let key = OutputKey {
+            field: plan.out_field.clone(),
+            rows: plan.rows,
+            null_count,
         };
-        let mut planned = plan_layout(
-            name.clone(),
-            &create,
-            &schema,
-            plan.rows,
-            &[ColumnPlan {
-                null_count,
-                value_bytes: 0,
-            }],
-        )?;
+        let (mut planned, reused) = self.output_segment(&key, &schema, &dir)?;
+        let name = planned.segment.name().clone();
         let bufs = planned.columns[0].clone();
         if let (Some(v), Some(nulls)) = (&bufs.validity, &plan.nulls) {
             let (body, base) = planned.segment.body_mut();
@@ -626,6 +647,7 @@ impl Engine {
             input: Some(plan.input.clone()),
             query: query_ref,
             output: Some((out_ref, plan.out_dtype, plan.out_width)),
+            keep_output: reused,
             hooks: Hooks::default(),
         };
         drop(pool);
@@ -636,7 +658,62 @@ impl Engine {
         };
         drop(query_frame);
         let seg = planned.segment.publish()?;
-        Ok((SharedFrame::from_segment(seg)?, stats))
+        let frame = SharedFrame::from_recyclable(seg, &self.outputs, key)?;
+        Ok((
+            frame,
+            JobStats {
+                output_reused: reused,
+                ..stats
+            },
+        ))
+    }
+
+    /// The output segment of a row job with the layout `key`: a recycled one if the engine
+    /// holds one, else a new one (after releasing the recycled ones if it does not fit).
+    /// Returns whether it was recycled.
+    fn output_segment(
+        &self,
+        key: &OutputKey,
+        schema: &Schema,
+        dir: &SegmentDir,
+    ) -> Result<(PlannedSegment, bool), EngineError> {
+        let plans = [ColumnPlan {
+            null_count: key.null_count,
+            value_bytes: 0,
+        }];
+        if let Some(seg) = self.outputs.take(key) {
+            match plan_layout_into(seg, schema, key.rows, &plans) {
+                Ok(p) => return Ok((p, true)),
+                // Cannot happen for an equal key (the layout follows from it); a new segment
+                // is the remedy if it ever does.
+                Err(e) => tracing::warn!(error = %e, "recycled output refused"),
+            }
+        }
+        let create = CreateOptions {
+            dir: dir.clone(),
+            ..Default::default()
+        };
+        let fresh = || -> Result<PlannedSegment, ArrowSegmentError> {
+            let name = SegmentName::owned("out").map_err(SegmentError::from)?;
+            plan_layout(name, &create, schema, key.rows, &plans)
+        };
+        match fresh() {
+            Err(ArrowSegmentError::Segment(SegmentError::NoSpace { .. }))
+                if self.outputs.bytes() > 0 =>
+            {
+                self.outputs.clear();
+                Ok((fresh()?, false))
+            }
+            r => Ok((r?, false)),
+        }
+    }
+
+    /// Unlinks the dropped job outputs this engine keeps for reuse (see
+    /// [`EngineBuilder::recycle_outputs`]); returns the bytes released.
+    pub fn release_recycled(&self) -> u64 {
+        let b = self.outputs.bytes();
+        self.outputs.clear();
+        b
     }
 
     /// Runs a planned job: the test hooks of `opts` applied, chunks of `chunk_rows` rows.
@@ -682,6 +759,7 @@ impl Engine {
             input: None,
             query: None,
             output: None,
+            keep_output: false,
             hooks: Hooks::default(),
         };
         let _ = workers;
@@ -829,6 +907,7 @@ impl Pool {
             rows: desc.rows,
             chunks: n_chunks,
             input_bytes: 0,
+            output_reused: false,
             worker_deaths: deaths,
         })
     }
@@ -1118,3 +1197,4 @@ fn query_frame(q: &[f64], dtype: Dtype, dir: &SegmentDir) -> Result<SharedFrame,
     })?;
     SharedFrame::from_batches(batch.schema(), &[batch], dir, "query")
 }
+

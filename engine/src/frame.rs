@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_buffer::Buffer;
@@ -12,13 +13,16 @@ use shmframe_ipc::{CreateOptions, MappedFile, Segment, SegmentDir, SegmentName};
 
 use crate::control::{BufRef, Loc};
 use crate::error::EngineError;
+use crate::recycle::{OutputKey, OutputPool, RecycledOwner};
 
 /// A frame whose data lives in shared memory (or a mapped file): its arrays point into the
 /// mapping, and job descriptors name the mapping plus byte offsets so workers find the same
 /// bytes without any copy.
 ///
 /// Cloning is cheap (reference counted). The segment behind a frame made by this process is
-/// unlinked when the last clone, and the last array taken from it, is dropped.
+/// unlinked when the last clone, and the last array taken from it, is dropped; a job's output
+/// may instead go back to its engine for the next job of the same shape (see
+/// [`crate::EngineBuilder::recycle_outputs`]) unless its name or path was asked for.
 #[derive(Clone, Debug)]
 pub struct SharedFrame {
     inner: Arc<Inner>,
@@ -31,6 +35,9 @@ struct Inner {
     loc: Loc,
     name: Option<SegmentName>,
     path: PathBuf,
+    /// For a recyclable job output: set once the name or path is handed out, which keeps the
+    /// segment from being reused.
+    exposed: Option<Arc<AtomicBool>>,
 }
 
 impl SharedFrame {
@@ -61,6 +68,7 @@ impl SharedFrame {
                 loc,
                 name,
                 path,
+                exposed: None,
             }),
         })
     }
@@ -71,6 +79,25 @@ impl SharedFrame {
         let path = segment.path();
         let file = read_ipc_file(segment, name.as_str())?;
         Self::from_ipc(file, Loc::Segment(name.to_string()), Some(name), path)
+    }
+
+    /// A frame over a job output `seg` that goes back to `pool` when the frame and its arrays
+    /// are dropped (see [`crate::recycle`]).
+    pub(crate) fn from_recyclable(
+        seg: Segment,
+        pool: &Arc<OutputPool>,
+        key: OutputKey,
+    ) -> Result<Self, EngineError> {
+        let name = seg.name().clone();
+        let path = seg.path();
+        let exposed = Arc::new(AtomicBool::new(false));
+        let owner = RecycledOwner::new(seg, pool, key, exposed.clone());
+        let file = read_ipc_file(owner, name.as_str())?;
+        let mut frame = Self::from_ipc(file, Loc::Segment(name.to_string()), Some(name), path)?;
+        Arc::get_mut(&mut frame.inner)
+            .expect("a frame just made has one reference")
+            .exposed = Some(exposed);
+        Ok(frame)
     }
 
     /// Attaches the named Arrow segment `name` in `dir` read-only (zero-copy).
@@ -129,6 +156,7 @@ impl SharedFrame {
                 loc,
                 name: None,
                 path,
+                exposed: None,
             }),
         }
     }
@@ -168,14 +196,25 @@ impl SharedFrame {
             .collect()
     }
 
-    /// The segment name, for frames in a segment.
+    /// The segment name, for frames in a segment. Asking for it keeps a job output from
+    /// being recycled: whoever is given the name sees this job's bytes for as long as the
+    /// segment lives.
     pub fn segment_name(&self) -> Option<&SegmentName> {
+        self.expose();
         self.inner.name.as_ref()
     }
 
-    /// The path of the mapped object (`/dev/shm/…` for segments): what pyarrow opens.
+    /// The path of the mapped object (`/dev/shm/…` for segments): what pyarrow opens. Asking
+    /// for it keeps a job output from being recycled, as [`SharedFrame::segment_name`] does.
     pub fn path(&self) -> &Path {
+        self.expose();
         &self.inner.path
+    }
+
+    fn expose(&self) {
+        if let Some(e) = &self.inner.exposed {
+            e.store(true, Ordering::Release);
+        }
     }
 
     /// Bytes of the whole mapping.

@@ -30,6 +30,7 @@ pub mod image;
 pub mod kernels;
 mod load;
 pub mod npy;
+mod recycle;
 mod user;
 mod worker;
 

@@ -72,7 +72,12 @@ struct Worker {
     registry: Arc<KernelRegistry>,
     pool: Option<rayon::ThreadPool>,
     ro: HashMap<Loc, Arc<RoMap>>,
+    /// Mappings of recycled outputs, kept between jobs (most recent last).
+    rw: Vec<SegmentRw>,
 }
+
+/// Most recycled-output mappings a worker keeps.
+const MAX_KEPT_OUTPUTS: usize = 8;
 
 /// Runs a worker until shutdown; returns the process exit code.
 pub(crate) fn run(args: WorkerArgs, registry: Arc<KernelRegistry>) -> i32 {
@@ -109,6 +114,7 @@ pub(crate) fn run(args: WorkerArgs, registry: Arc<KernelRegistry>) -> i32 {
         registry,
         pool,
         ro: HashMap::new(),
+        rw: Vec::new(),
     };
     w.main_loop()
 }
@@ -151,8 +157,11 @@ impl Worker {
         }
     }
 
+    /// Drops mappings of segments that have been unlinked, so their memory can be freed.
+    /// Runs before each job and every 250 ms while idle.
     fn purge(&mut self) {
         self.ro.retain(|_, m| !m.stale());
+        self.rw.retain(|m| !m.is_unlinked());
     }
 
     fn leave(&self, seq: u32) {
@@ -200,11 +209,18 @@ impl Worker {
             }
         };
         self.leave(seq);
-        // Unmapped only now, after the job is complete: tearing down the page tables of a
-        // large output is not the job's time. Outputs are never kept: each job writes a fresh
-        // segment, and a mapping held here would make the worker, not the coordinator, the
-        // one that frees the pages when the frame is dropped (measured: 12% of a job's time).
-        drop(output);
+        // A fresh output is unmapped only now, after the job is complete: tearing down the
+        // page tables of a large output is not the job's time. It is not kept: a mapping held
+        // here would make the worker, not the coordinator, the one that frees the pages when
+        // the frame is dropped (measured: 12% of a job's time). A recycled output is kept:
+        // the coordinator holds it for the next job of its shape, and mapping its pages again
+        // took 15-20% of the row-norm job on a 256 MiB matrix (docs/BENCHMARKS.md).
+        if let Some(o) = output.filter(|_| desc.keep_output) {
+            if self.rw.len() >= MAX_KEPT_OUTPUTS {
+                self.rw.remove(0);
+            }
+            self.rw.push(o);
+        }
     }
 
     fn ro_map(&mut self, loc: &Loc) -> Result<Arc<RoMap>, String> {
@@ -271,8 +287,13 @@ impl Worker {
                 let Loc::Segment(name) = &b.loc else {
                     return Err("outputs must be segments".into());
                 };
-                let name = SegmentName::parse(name).map_err(|e| e.to_string())?;
-                Some(SegmentRw::attach(&name, &self.args.dir).map_err(|e| e.to_string())?)
+                match self.rw.iter().position(|m| m.name().as_str() == name) {
+                    Some(i) => Some(self.rw.remove(i)),
+                    None => {
+                        let name = SegmentName::parse(name).map_err(|e| e.to_string())?;
+                        Some(SegmentRw::attach(&name, &self.args.dir).map_err(|e| e.to_string())?)
+                    }
+                }
             }
             None => None,
         };

@@ -455,6 +455,209 @@ fn chained_jobs_and_empty_round_trips() -> TestResult {
     Ok(())
 }
 
+/// A matrix frame of `rows` x 2 whose rows `null_rows` are null.
+fn frame_with_nulls(
+    engine: &Engine,
+    rows: usize,
+    null_rows: &[usize],
+    seed: u64,
+) -> Result<SharedFrame, String> {
+    let item = std::sync::Arc::new(arrow_schema::Field::new(
+        "item",
+        arrow_schema::DataType::Float64,
+        false,
+    ));
+    let vals = Float64Array::from(matrix(rows, 2, seed));
+    let valid: Vec<bool> = (0..rows).map(|r| !null_rows.contains(&r)).collect();
+    let nulls = arrow_buffer::NullBuffer::from(valid);
+    let list = FixedSizeListArray::new(item, 2, std::sync::Arc::new(vals), Some(nulls));
+    let batch = RecordBatch::try_from_iter([("x", std::sync::Arc::new(list) as _)]).unwrap();
+    engine
+        .frame_from_batches(&[batch])
+        .map_err(|e| e.to_string())
+}
+
+/// Recycled outputs: a dropped output is reused by the next job of its shape, every byte of
+/// it rewritten (other input, other null rows), published again so a fresh attach reads it;
+/// outputs still held, or whose name was asked for, are never reused; `release_recycled`,
+/// `recycle_outputs(0)` and dropping the engine leave no segment behind.
+fn recycled_outputs() -> TestResult {
+    let run = |e: &Engine, f: &SharedFrame| {
+        e.run_full(
+            Kernel::Row(RowKernel::L2),
+            f,
+            &["x"],
+            None,
+            &RunOptions::default(),
+        )
+        .map_err(|e| e.to_string())
+    };
+    let norms = |x: &[f64], cols: usize| {
+        let mut want = vec![0.0; x.len() / cols];
+        apply_rows(&RowKernel::L2, Accumulate::F64, x, cols, None, &mut want).unwrap();
+        want
+    };
+    // Job outputs are the segments labelled `out`.
+    let outs = || -> Vec<String> {
+        our_segments()
+            .into_iter()
+            .filter(|n| n.ends_with(".out"))
+            .collect()
+    };
+    let (rows, cols) = (10_000, 8);
+    let (a, b) = (matrix(rows, cols, 11), matrix(rows, cols, 12));
+    {
+        let engine = Engine::builder()
+            .workers(2)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let fa = engine
+            .frame_from_vec_f64(&a, cols)
+            .map_err(|e| e.to_string())?;
+        let fb = engine
+            .frame_from_vec_f64(&b, cols)
+            .map_err(|e| e.to_string())?;
+        let (out, stats) = run(&engine, &fa)?;
+        let made = outs();
+        if stats.output_reused || made.len() != 1 {
+            return Err(format!(
+                "first job: reused {}, made {made:?}",
+                stats.output_reused
+            ));
+        }
+        let col = out.batch().column(0).clone();
+        drop(out);
+        if outs() != made {
+            return Err("an array still held must keep the output".into());
+        }
+        drop(col);
+        // Kept for reuse: still there after every reference is gone.
+        if outs() != made {
+            return Err(format!("dropped output not kept: {:?}", outs()));
+        }
+        let (out, stats) = run(&engine, &fb)?;
+        if !stats.output_reused || outs() != made {
+            return Err(format!(
+                "second job of the same shape: reused {}, outputs {:?}",
+                stats.output_reused,
+                outs()
+            ));
+        }
+        if out_f64(&out) != norms(&b, cols) {
+            return Err("recycled output holds wrong values".into());
+        }
+        // Published again: another handle attaches it and reads the new values.
+        let name = shmframe::SegmentName::parse(&made[0]).map_err(|e| e.to_string())?;
+        let again = SharedFrame::attach(&name, &engine.segment_dir()).map_err(|e| e.to_string())?;
+        if out_f64(&again) != norms(&b, cols) {
+            return Err("a fresh attach of the recycled output reads other values".into());
+        }
+        drop(again);
+        // Held: the next job gets a new segment.
+        let (held, stats) = run(&engine, &fa)?;
+        if stats.output_reused || out_f64(&held) != norms(&a, cols) {
+            return Err("an output still held was reused".into());
+        }
+        drop(out);
+        drop(held);
+        // Asked for its name: never reused, unlinked on drop.
+        let (out, stats) = run(&engine, &fa)?;
+        let exposed = out.segment_name().cloned().ok_or("no name")?;
+        if !stats.output_reused {
+            return Err("a held output was available but not reused".into());
+        }
+        drop(out);
+        if our_segments().contains(&exposed.to_string()) {
+            return Err(format!(
+                "{exposed} was named to the user but kept for reuse"
+            ));
+        }
+        // Null rows: validity rewritten for another set of null rows of the same count.
+        let n1 = frame_with_nulls(&engine, 300, &[0, 7, 299], 5)?;
+        let n2 = frame_with_nulls(&engine, 300, &[1, 8, 150], 6)?;
+        let (o1, _) = run(&engine, &n1)?;
+        drop(o1);
+        let (o2, stats) = run(&engine, &n2)?;
+        let nulls: Vec<usize> = (0..300)
+            .filter(|&r| o2.batch().column(0).is_null(r))
+            .collect();
+        if !stats.output_reused || nulls != [1, 8, 150] {
+            return Err(format!(
+                "null rows after reuse: {nulls:?} (reused {})",
+                stats.output_reused
+            ));
+        }
+        drop(o2);
+        // Chained: a recycled output read as the next job's input, then reused as an output.
+        let unit = engine
+            .run(RowKernel::NormalizeL2, &fa, "x")
+            .map_err(|e| e.to_string())?;
+        let n = engine
+            .run(RowKernel::L2, &unit, "x")
+            .map_err(|e| e.to_string())?;
+        drop(unit);
+        let unit_b = engine
+            .run(RowKernel::NormalizeL2, &fb, "x")
+            .map_err(|e| e.to_string())?;
+        let mut want = vec![0.0; b.len()];
+        normalize_rows(&b, cols, &mut want).unwrap();
+        let got = unit_b
+            .batch()
+            .column(0)
+            .as_any()
+            .downcast_ref::<FixedSizeListArray>()
+            .ok_or("matrix output")?
+            .values()
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .ok_or("f64 values")?
+            .values()
+            .to_vec();
+        if got != want || out_f64(&n).iter().any(|v| (v - 1.0).abs() > 1e-12) {
+            return Err("chained jobs through recycled outputs are wrong".into());
+        }
+        drop((n, unit_b));
+        let released = engine.release_recycled();
+        if released == 0 || !outs().is_empty() {
+            return Err(format!(
+                "release_recycled: {released} bytes, outputs left {:?}",
+                outs()
+            ));
+        }
+        // An output that outlives its engine is unlinked when dropped.
+        let (late, _) = run(&engine, &fa)?;
+        drop((fa, fb, n1, n2));
+        drop(engine);
+        if our_segments().len() != 1 || out_f64(&late) != norms(&a, cols) {
+            return Err(format!("output after engine drop: {:?}", our_segments()));
+        }
+    }
+    if !our_segments().is_empty() {
+        return Err(format!("segments left: {:?}", our_segments()));
+    }
+    // Turned off: never reused, dropped outputs unlinked at once.
+    let engine = Engine::builder()
+        .workers(1)
+        .recycle_outputs(0)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let fa = engine
+        .frame_from_vec_f64(&a, cols)
+        .map_err(|e| e.to_string())?;
+    let base = outs().len();
+    for _ in 0..3 {
+        let (out, stats) = run(&engine, &fa)?;
+        if stats.output_reused {
+            return Err("recycle_outputs(0) reused an output".into());
+        }
+        drop(out);
+        if outs().len() != base {
+            return Err("recycle_outputs(0) kept an output".into());
+        }
+    }
+    Ok(())
+}
+
 fn deadline_cancels_and_pool_recovers() -> TestResult {
     let engine = Engine::builder()
         .workers(2)
@@ -769,6 +972,7 @@ fn main() {
             "deadline_cancels_and_pool_recovers",
             deadline_cancels_and_pool_recovers,
         ),
+        ("recycled_outputs", recycled_outputs),
         ("drop_leaves_nothing", drop_leaves_nothing),
         ("spawn_mode", spawn_mode),
         (

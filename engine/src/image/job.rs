@@ -335,6 +335,7 @@ impl Engine {
                 Dtype::U8,
                 spec.image_bytes(),
             )),
+            keep_output: false,
             hooks: Default::default(),
         };
         let chunk_rows = opts
