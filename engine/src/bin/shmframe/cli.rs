@@ -180,7 +180,7 @@ pub(crate) struct RunArgs {
     /// Print one JSON object on stdout instead of the summary.
     #[arg(long)]
     pub(crate) json: bool,
-    /// Rows per chunk (default: about 32 chunks per worker, each of at least 256 KiB of input).
+    /// Rows per chunk (default: about 8 chunks per worker).
     #[arg(long)]
     pub(crate) chunk_rows: Option<usize>,
 }
