@@ -838,7 +838,8 @@ def round_trips(pool, ppe, ray, cfg, log):
 
 
 # ----------------------------------------------------------------------------------------------
-# shmframe's own numbers: `cargo bench -p shmframe --bench pool -- --quick`
+# shmframe's own numbers: `cargo bench -p shmframe --bench pool` (256 MiB, the engine issue's
+# shape; `-- --quick`, 64 MiB and 5 repetitions, when this script runs with --quick)
 # ----------------------------------------------------------------------------------------------
 
 
@@ -849,10 +850,15 @@ def _parse_time(s):
     return float(m.group(1)) * {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0}[m.group(2)]
 
 
-def cargo_bench(log):
-    log("== cargo bench -p shmframe --bench pool -- --quick")
+def pool_bench_cmd(quick):
+    return "cargo bench -p shmframe --bench pool" + (" -- --quick" if quick else "")
+
+
+def cargo_bench(log, quick):
+    log(f"== {pool_bench_cmd(quick)}")
     p = run_cmd(
-        ["cargo", "bench", "--quiet", "-p", "shmframe", "--bench", "pool", "--", "--quick"],
+        ["cargo", "bench", "--quiet", "-p", "shmframe", "--bench", "pool", "--"]
+        + (["--quick"] if quick else []),
         cwd=ROOT,
         timeout=1200,
     )
@@ -1312,7 +1318,7 @@ def write_doc(ctx, shapes, methods_by_shape, rtt, starts, cb, mem, mem_shape, fi
         "worker has run its initializer (multiprocessing, fork) or until Ray's first "
         f"{n} tasks are done (a fresh process per repetition). shmframe's figures are the "
         "`empty-job round trip` and `pool start` rows of its own benchmark, "
-        "`cargo bench -p shmframe --bench pool -- --quick`, run by this script in the same "
+        f"`{pool_bench_cmd(ctx['quick'])}`, run by this script in the same "
         "session; that benchmark prints median and p99, not min and max."
     )
     L.append("")
@@ -1344,11 +1350,11 @@ def write_doc(ctx, shapes, methods_by_shape, rtt, starts, cb, mem, mem_shape, fi
     L.append("## shmframe's own benchmark")
     L.append("")
     if cb.get("ok"):
-        L.append("`cargo bench -p shmframe --bench pool -- --quick`, as printed in this run:")
+        L.append(f"`{pool_bench_cmd(ctx['quick'])}`, as printed in this run:")
         L.append("")
         L.append(cb["stdout"].strip())
     else:
-        L.append("`cargo bench -p shmframe --bench pool -- --quick` failed in this run.")
+        L.append(f"`{pool_bench_cmd(ctx['quick'])}` failed in this run.")
     L.append("")
     L.append(e2e_section())
     L.append("")
@@ -1405,7 +1411,7 @@ def main():
     # 1. shmframe's own benchmark first, while nothing of ours runs.
     cb = {"ok": False, "why": "skipped (--skip-cargo-bench)"}
     if not a.skip_cargo_bench:
-        cb = cargo_bench(log)
+        cb = cargo_bench(log, a.quick)
         if not cb["ok"]:
             log("cargo bench failed: shmframe's round trip and pool start will be missing")
         else:
