@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use shmframe::kernels::{Accumulate, apply_rows};
-use shmframe::{Engine, Kernel, RowKernel, RunOptions};
+use shmframe::{Engine, JobStats, Kernel, RowKernel, RunOptions, SharedFrame};
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -71,6 +71,32 @@ fn private_dirty_kb(pid: u32) -> Option<u64> {
         }
     }
     Some(total)
+}
+
+/// One L2 job through `engine.run_full`: the call's wall time, the job's statistics, and the
+/// result's values (the output frame is dropped before returning, so a recycling engine gets
+/// its segment back for the next job).
+fn timed_job(engine: &Engine, frame: &SharedFrame) -> (f64, JobStats, Vec<f64>) {
+    let t = Instant::now();
+    let (out, stats) = engine
+        .run_full(
+            Kernel::Row(RowKernel::L2),
+            frame,
+            &["x"],
+            None,
+            &RunOptions::default(),
+        )
+        .unwrap();
+    let wall = t.elapsed().as_secs_f64();
+    let values = out
+        .batch()
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow_array::Float64Array>()
+        .unwrap()
+        .values()
+        .to_vec();
+    (wall, stats, values)
 }
 
 /// The value after `--flag` on the command line.
@@ -162,17 +188,8 @@ fn main() {
         let t = Instant::now();
         apply_rows(&RowKernel::L2, Accumulate::F64, data, cols, None, &mut want).unwrap();
         single.push(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        let (out, stats) = engine
-            .run_full(
-                Kernel::Row(RowKernel::L2),
-                &frame,
-                &["x"],
-                None,
-                &RunOptions::default(),
-            )
-            .unwrap();
-        run_wall.push(t.elapsed().as_secs_f64());
+        let (wall, stats, got) = timed_job(&engine, &frame);
+        run_wall.push(wall);
         job.push(stats.seconds);
         reused += usize::from(stats.output_reused);
         dirty_kb = dirty_kb.max(
@@ -182,40 +199,14 @@ fn main() {
                 .filter_map(|p| private_dirty_kb(*p))
                 .sum(),
         );
-        let got = out
-            .batch()
-            .column(0)
-            .as_any()
-            .downcast_ref::<arrow_array::Float64Array>()
-            .unwrap()
-            .values()
-            .to_vec();
         assert_eq!(
             got, want,
             "engine result differs from the single-process kernel"
         );
-        drop(out);
-        let t = Instant::now();
-        let (out, stats) = fresh
-            .run_full(
-                Kernel::Row(RowKernel::L2),
-                &frame,
-                &["x"],
-                None,
-                &RunOptions::default(),
-            )
-            .unwrap();
-        fresh_wall.push(t.elapsed().as_secs_f64());
+        let (wall, stats, got) = timed_job(&fresh, &frame);
+        fresh_wall.push(wall);
         fresh_job.push(stats.seconds);
         assert!(!stats.output_reused);
-        let got = out
-            .batch()
-            .column(0)
-            .as_any()
-            .downcast_ref::<arrow_array::Float64Array>()
-            .unwrap()
-            .values()
-            .to_vec();
         assert_eq!(got, want, "fresh-output result differs");
     }
     drop(fresh);

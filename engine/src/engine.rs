@@ -1197,4 +1197,3 @@ fn query_frame(q: &[f64], dtype: Dtype, dir: &SegmentDir) -> Result<SharedFrame,
     })?;
     SharedFrame::from_batches(batch.schema(), &[batch], dir, "query")
 }
-
