@@ -1,12 +1,13 @@
 //! Job outputs kept for reuse: a dropped output segment goes back to its engine, and the next
 //! job whose output has the very same layout is written into it.
 //!
-//! Why: on Linux, a page of a fresh tmpfs segment costs about 2.5 us before it holds a byte:
-//! `posix_fallocate` at creation (the coordinator), then the zeroing and mapping on the first
-//! write (the workers). For the row norms of a 256 MiB matrix (a 16 MiB output) that was a
-//! fifth of the workers' time and most of the gap between the `run` call and the job itself
-//! (numbers in docs/BENCHMARKS.md). A reused segment's pages are allocated already; the workers
-//! only map them.
+//! Why: a page of a fresh tmpfs segment costs time before it holds a byte: `posix_fallocate`
+//! at creation (the coordinator), then the zeroing and mapping on the first write (the
+//! workers). For the row norms of a 256 MiB matrix (a 16 MiB output, 4096 pages) `perf` put
+//! the workers' share at 22% of their time, and the `run` call into a fresh output took
+//! 23.2 ms against 13.9 ms into a reused one (pool benchmark, docs/BENCHMARKS.md): about
+//! 2.3 us per page. A reused segment's pages are allocated already; the workers only map them
+//! once and keep the mapping.
 //!
 //! The rules:
 //! * Only the engine's own outputs of row jobs are recycled, and only when every clone of the

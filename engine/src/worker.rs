@@ -213,8 +213,9 @@ impl Worker {
         // page tables of a large output is not the job's time. It is not kept: a mapping held
         // here would make the worker, not the coordinator, the one that frees the pages when
         // the frame is dropped (measured: 12% of a job's time). A recycled output is kept:
-        // the coordinator holds it for the next job of its shape, and mapping its pages again
-        // took 15-20% of the row-norm job on a 256 MiB matrix (docs/BENCHMARKS.md).
+        // the coordinator holds it for the next job of its shape, and mapping its 4096 pages
+        // again cost the row-norm job on a 256 MiB matrix about 1-2.5 ms of 14-16 (job medians
+        // of three runs each, with and without the kept mapping, in a scratch benchmark).
         if let Some(o) = output.filter(|_| desc.keep_output) {
             if self.rw.len() >= MAX_KEPT_OUTPUTS {
                 self.rw.remove(0);

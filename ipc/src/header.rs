@@ -249,18 +249,20 @@ pub(crate) fn load_version(map: &[u8]) -> u32 {
 /// Publishes a header: stores [`FORMAT_VERSION`] with `Release` ordering. SYNC POINT: every
 /// write to the segment made before this call is visible to a reader that sees the version.
 pub(crate) fn publish(map: &mut [u8]) {
-    assert!(map.len() >= HEADER_LEN && (map.as_ptr() as usize).is_multiple_of(4));
-    // SAFETY: as in `load_version`; the mapping is writable (we hold `&mut`).
-    unsafe { version_word(map.as_ptr()) }.store(FORMAT_VERSION, Ordering::Release);
+    store_version(map, FORMAT_VERSION);
 }
 
-/// Withdraws a header's publication: stores version 0 with `Release` ordering, so a process
-/// that attaches from now on is refused ([`HeaderError::Unpublished`]) until the next
-/// [`publish`]. The owner's way to refill a segment it published before.
+/// Withdraws a header's publication: stores version 0, so a process that attaches from now on
+/// is refused ([`HeaderError::Unpublished`]) until the next [`publish`]. The owner's way to
+/// refill a segment it published before.
 pub(crate) fn unpublish(map: &mut [u8]) {
+    store_version(map, 0);
+}
+
+fn store_version(map: &mut [u8], version: u32) {
     assert!(map.len() >= HEADER_LEN && (map.as_ptr() as usize).is_multiple_of(4));
     // SAFETY: as in `load_version`; the mapping is writable (we hold `&mut`).
-    unsafe { version_word(map.as_ptr()) }.store(0, Ordering::Release);
+    unsafe { version_word(map.as_ptr()) }.store(version, Ordering::Release);
 }
 
 #[cfg(test)]

@@ -354,30 +354,21 @@ impl Layout {
     /// Writes the metadata into `segment` (exactly `total` bytes) and zeroes each buffer's
     /// padding.
     fn place(self, mut segment: SegmentMut) -> PlannedSegment {
-        let Layout {
-            rel,
-            message,
-            schema_msg,
-            batch_meta,
-            footer,
-            msg_off,
-            body_off,
-            rows,
-            ..
-        } = self;
+        let (msg_off, body_off) = (self.msg_off, self.body_off);
         let (body, base) = segment.body_mut();
         let at = |abs: usize| abs - base;
-        body[at(HEADER_LEN)..at(msg_off)].copy_from_slice(&schema_msg);
-        body[at(msg_off)..at(body_off)].copy_from_slice(&batch_meta);
-        for b in &message.buffers {
+        body[at(HEADER_LEN)..at(msg_off)].copy_from_slice(&self.schema_msg);
+        body[at(msg_off)..at(body_off)].copy_from_slice(&self.batch_meta);
+        for b in &self.message.buffers {
             let end = body_off + (b.offset() + b.length()) as usize;
             body[at(end)..at(end.next_multiple_of(super::ALIGN))].fill(0);
         }
-        let tail = body_off + message.body_len;
+        let tail = body_off + self.message.body_len;
         body[at(tail)..at(tail + EOS.len())].copy_from_slice(&EOS);
-        body[at(tail + EOS.len())..].copy_from_slice(&footer);
+        body[at(tail + EOS.len())..].copy_from_slice(&self.footer);
         let shift = |r: Range<usize>| r.start + body_off..r.end + body_off;
-        let columns = rel
+        let columns = self
+            .rel
             .into_iter()
             .map(|c| ColumnBuffers {
                 validity: c.validity.map(shift),
@@ -389,10 +380,10 @@ impl Layout {
         PlannedSegment {
             segment,
             columns,
-            rows,
+            rows: self.rows,
             message: BatchMessage {
                 at: msg_off,
-                ..message
+                ..self.message
             },
         }
     }

@@ -28,7 +28,9 @@ use arrow_array::{
     FixedSizeListArray, Float64Array, Int32Array, RecordBatch, StringArray, UInt8Array,
 };
 use arrow_schema::{DataType, Field, Schema};
-use shmframe_ipc::{NameOwner, ProcessId, SegmentDir, SegmentName, matrix};
+use shmframe_ipc::{
+    HeaderError, NameOwner, ProcessId, Segment, SegmentDir, SegmentError, SegmentName, matrix,
+};
 
 /// The variable that tells a child process its role.
 pub(crate) const ROLE_ENV: &str = "SHMFRAME_TEST_CHILD";
@@ -410,4 +412,20 @@ fn leak_guard_catches_a_leaked_segment() {
     assert!(leaked_path.is_err(), "the guard did not fail the test");
     let g = LeakGuard::new("t-guard");
     assert!(g.present().is_empty(), "the guard did not remove the leak");
+}
+
+/// Asserts that attaching `name` is refused because the segment is not published (yet, or
+/// any more).
+pub(crate) fn assert_unpublished(name: &SegmentName, dir: &SegmentDir) {
+    let e = Segment::attach(name, dir).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            SegmentError::Header {
+                source: HeaderError::Unpublished,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }

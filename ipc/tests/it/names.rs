@@ -1,11 +1,11 @@
 //! Segment names: validation, duplicates, missing segments.
 
 use shmframe_ipc::{
-    CreateOptions, HeaderError, MAX_LABEL_LEN, MAX_NAME_LEN, NameError, NameOwner, Segment,
-    SegmentDir, SegmentError, SegmentMut, SegmentName, SharedRegion, read_header, remove,
+    CreateOptions, MAX_LABEL_LEN, MAX_NAME_LEN, NameError, NameOwner, Segment, SegmentDir,
+    SegmentError, SegmentMut, SegmentName, SharedRegion, read_header, remove,
 };
 
-use super::harness::{LeakGuard, is_child};
+use super::harness::{LeakGuard, assert_unpublished, is_child};
 
 #[test]
 fn invalid_names_are_refused_with_the_reason() {
@@ -80,17 +80,7 @@ fn duplicate_names_are_exists_errors() {
     let e = SharedRegion::create(name.clone(), 64, &SegmentDir::Shm).unwrap_err();
     assert!(matches!(e, SegmentError::Exists { .. }), "{e}");
     // While unpublished, readers refuse it.
-    let e = Segment::attach(&name, &SegmentDir::Shm).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            SegmentError::Header {
-                source: HeaderError::Unpublished,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert_unpublished(&name, &SegmentDir::Shm);
     let published = a.publish().unwrap();
     assert!(Segment::attach(&name, &SegmentDir::Shm).is_ok());
     drop(published);

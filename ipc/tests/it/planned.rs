@@ -7,12 +7,12 @@ use arrow_array::{Array, BinaryArray, FixedSizeListArray, Float32Array, Int64Arr
 use arrow_schema::{DataType, Field, Schema};
 use shmframe_ipc::arrow::{ColumnPlan, plan_layout, plan_layout_into, read_ipc_file};
 use shmframe_ipc::{
-    ArrowSegmentError, CreateOptions, HeaderError, Segment, SegmentDir, SegmentError, SegmentName,
-    matrix,
+    ArrowSegmentError, CreateOptions, Segment, SegmentDir, SegmentError, SegmentName, matrix,
 };
 
 use super::harness::{
-    LeakGuard, addr_range, assert_inside, child_arg, child_exit, is_child, run_child,
+    LeakGuard, addr_range, assert_inside, assert_unpublished, child_arg, child_exit, is_child,
+    run_child,
 };
 
 const ROWS: usize = 5;
@@ -58,6 +58,20 @@ fn validity(valid: impl Iterator<Item = bool>) -> Vec<u8> {
         }
     }
     bits
+}
+
+/// The offsets (i32, little-endian) and value bytes of [`BINS`], a null counting as empty.
+fn binary_buffers() -> (Vec<u8>, Vec<u8>) {
+    let mut offsets = vec![0i32];
+    let mut values = Vec::new();
+    for v in BINS {
+        values.extend_from_slice(v.unwrap_or_default());
+        offsets.push(values.len() as i32);
+    }
+    (
+        offsets.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        values,
+    )
 }
 
 /// Plans, fills through `body_mut` and publishes the segment of [`expected`].
@@ -115,14 +129,8 @@ fn planned_segment(name: SegmentName) -> Segment {
         cols[2].validity.as_ref().unwrap(),
         &validity(BINS.iter().map(Option::is_some)),
     );
-    let mut offsets = vec![0i32];
-    let mut values = Vec::new();
-    for v in BINS {
-        values.extend_from_slice(v.unwrap_or_default());
-        offsets.push(values.len() as i32);
-    }
-    let o: Vec<u8> = offsets.iter().flat_map(|v| v.to_le_bytes()).collect();
-    put(cols[2].offsets.as_ref().unwrap(), &o);
+    let (offsets, values) = binary_buffers();
+    put(cols[2].offsets.as_ref().unwrap(), &offsets);
     put(&cols[2].values, &values);
     p.segment.publish().unwrap()
 }
@@ -184,17 +192,7 @@ fn planned_layout_refusals_leave_nothing() {
         &[ColumnPlan::default(); 3],
     )
     .unwrap();
-    let e = Segment::attach(p.segment.name(), &SegmentDir::Shm).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            SegmentError::Header {
-                source: HeaderError::Unpublished,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert_unpublished(p.segment.name(), &SegmentDir::Shm);
     drop(p);
     // Unsupported types and impossible plans are refused before anything is created.
     let nested = Schema::new(vec![Field::new(
@@ -308,17 +306,7 @@ fn planned_layout_refilled_in_place() {
         .unwrap_err();
     assert!(matches!(e, SegmentError::NotOwner { .. }), "{e}");
     let seg = owner.into_writable().unwrap();
-    let e = Segment::attach(&name, &SegmentDir::Shm).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            SegmentError::Header {
-                source: HeaderError::Unpublished,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert_unpublished(&name, &SegmentDir::Shm);
     // A layout of another size is refused.
     let one = Schema::new(vec![matrix::matrix_field("m", DataType::Float32, 2, false)]);
     let small = plan_layout_into(seg, &one, ROWS, &[ColumnPlan::default()]).unwrap_err();
@@ -368,14 +356,8 @@ fn planned_layout_refilled_in_place() {
         cols[2].validity.as_ref().unwrap(),
         &validity((0..ROWS).map(|r| r != 0)),
     );
-    let mut offsets = vec![0i32];
-    let mut values = Vec::new();
-    for v in BINS {
-        values.extend_from_slice(v.unwrap_or_default());
-        offsets.push(values.len() as i32);
-    }
-    let o: Vec<u8> = offsets.iter().flat_map(|v| v.to_le_bytes()).collect();
-    put(cols[2].offsets.as_ref().unwrap(), &o);
+    let (offsets, values) = binary_buffers();
+    put(cols[2].offsets.as_ref().unwrap(), &offsets);
     put(&cols[2].values, &values);
     let owner = p.segment.publish().unwrap();
     let want_m: Vec<f32> = (0..ROWS * 2).map(|v| v as f32 * -2.0).collect();
