@@ -460,6 +460,157 @@ fn huge_page_dev_shm() -> TestResult {
     r
 }
 
+/// The environment variable that makes this binary the child of
+/// [`recycled_outputs_make_room`]: its value is the test's directory.
+const ROOM_CHILD_ENV: &str = "SHMFRAME_FAULTS_ROOM_CHILD";
+
+/// As root: an engine whose segment directory is an 8 MiB tmpfs (in a private mount
+/// namespace) holds a dropped 4 MB output for reuse; the next job needs a 4.2 MB output of
+/// another shape, which only fits once the held one is released: the engine releases it and
+/// the job succeeds. With nothing held to release, a job that does not fit fails with the
+/// space error. The body runs in [`recycled_outputs_make_room_child`].
+fn recycled_outputs_make_room() -> TestResult {
+    if !nix::unistd::geteuid().is_root() || Command::new("unshare").arg("--help").output().is_err()
+    {
+        println!("  skipped: needs root and unshare");
+        return Ok(());
+    }
+    let dir = std::env::temp_dir().join(format!("shmframe-room-{}", std::process::id()));
+    let seg = dir.join("seg");
+    std::fs::create_dir_all(&seg).map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount -t tmpfs -o size=8m tmpfs "$1" || exit 77; exec "$2""#)
+        .arg("sh")
+        .arg(&seg)
+        .arg(&exe)
+        .env(ROOM_CHILD_ENV, &dir)
+        .output()
+        .map_err(|e| e.to_string());
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = out?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    match out.status.code() {
+        Some(77) => {
+            println!("  skipped: cannot mount a tmpfs here");
+            Ok(())
+        }
+        Some(0) => {
+            print!("{stdout}");
+            Ok(())
+        }
+        _ => Err(format!(
+            "the child ended with {}: {stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )),
+    }
+}
+
+/// The body of [`recycled_outputs_make_room`], in its mount namespace: `dir/seg` is the
+/// 8 MiB tmpfs, the inputs are `.npy` files in `dir` (mapped in place, outside the tmpfs).
+fn recycled_outputs_make_room_child(dir: &std::path::Path) -> TestResult {
+    let seg = dir.join("seg");
+    let cols = 2;
+    let input = |rows: usize, seed: u64| -> Result<(PathBuf, Vec<f64>), String> {
+        let mut rng = Rng(seed);
+        let x: Vec<f64> = (0..rows * cols).map(|_| rng.f64()).collect();
+        let path = dir.join(format!("x{rows}.npy"));
+        shmframe::npy::write_npy_typed(&path, &[rows, cols], &x).map_err(|e| e.to_string())?;
+        let mut want = vec![0.0; rows];
+        apply_rows(&RowKernel::L2, Accumulate::F64, &x, cols, None, &mut want)
+            .map_err(|e| e.to_string())?;
+        Ok((path, want))
+    };
+    // 4.0 MB and 4.2 MB of norms: each fits in the 8 MiB next to the control segment, not
+    // both.
+    let (pa, want_a) = input(500_000, 21)?;
+    let (pb, want_b) = input(520_000, 22)?;
+    let outputs = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&seg)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.retain(|n| n.ends_with(".out"));
+        v
+    };
+    {
+        let engine = Engine::builder()
+            .workers(2)
+            .segment_dir(shmframe_ipc::SegmentDir::Path(seg.clone()))
+            .recycle_outputs(64 << 20)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let run = |path: &PathBuf| {
+            let frame = engine.frame_from_npy(path).map_err(|e| e.to_string())?;
+            engine
+                .run_full(
+                    Kernel::Row(RowKernel::L2),
+                    &frame,
+                    &["x"],
+                    None,
+                    &RunOptions::default(),
+                )
+                .map_err(|e| e.to_string())
+        };
+        let check = |out: &shmframe::SharedFrame, want: &[f64], what: &str| -> TestResult {
+            let got = out
+                .batch()
+                .column(0)
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .ok_or("norms are not f64")?;
+            if got.values().as_ref() != want {
+                return Err(format!("{what}: wrong norms"));
+            }
+            Ok(())
+        };
+        let (a, _) = run(&pa)?;
+        check(&a, &want_a, "job a")?;
+        let held = outputs();
+        drop(a);
+        if outputs() != held || held.len() != 1 {
+            return Err(format!("a's dropped output is not held: {held:?}"));
+        }
+        let (b, stats) = run(&pb)?;
+        check(&b, &want_b, "job b")?;
+        let now = outputs();
+        if stats.output_reused || now.len() != 1 || now == held {
+            return Err(format!(
+                "b: reused {}, outputs {held:?} then {now:?} (a's should have been released)",
+                stats.output_reused
+            ));
+        }
+        // Nothing held now, and a's shape does not fit next to b: the space error.
+        match run(&pa) {
+            Err(e) if e.contains("not enough space") => {}
+            r => {
+                return Err(format!(
+                    "a again next to b: expected the space error, got {r:?}"
+                ));
+            }
+        }
+        drop(b);
+        println!(
+            "  figures: 8 MiB segment directory: a 4.2 MB output made room by releasing the \
+             held 4.0 MB one; with nothing to release, the space error"
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(&seg)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    if !left.is_empty() {
+        return Err(format!("left in the segment directory: {left:?}"));
+    }
+    Ok(())
+}
+
 /// The space error users must get: what is missing, what is free, and the Docker hint.
 fn is_clear_space_error(err: &str) -> Result<(), String> {
     if !err.contains("not enough space") || !err.contains("free") || !err.contains("shm-size") {
@@ -821,6 +972,15 @@ fn large_matrix_no_extra_copy() -> TestResult {
 }
 
 fn main() {
+    if let Some(dir) = std::env::var_os(ROOM_CHILD_ENV) {
+        match recycled_outputs_make_room_child(std::path::Path::new(&dir)) {
+            Ok(()) => std::process::exit(0),
+            Err(e) => {
+                println!("{e}");
+                std::process::exit(1)
+            }
+        }
+    }
     let tests: Vec<(&str, TestFn)> = vec![
         ("random_kills_200_jobs", random_kills_200_jobs),
         (
@@ -833,6 +993,7 @@ fn main() {
             small_dev_shm_resize_fails_cleanly,
         ),
         ("huge_page_dev_shm", huge_page_dev_shm),
+        ("recycled_outputs_make_room", recycled_outputs_make_room),
         ("other_user_is_refused", other_user_is_refused),
         ("large_matrix_no_extra_copy", large_matrix_no_extra_copy),
     ];
