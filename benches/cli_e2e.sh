@@ -128,7 +128,7 @@ cargo bench -q -p shmframe --bench pool --no-run 2>/dev/null
 results="$(mktemp)"
 trap 'rm -f "$results"' EXIT
 measure "/dev/shm as this machine mounts it" "$results"
-huge_label="/dev/shm on a tmpfs mounted huge=within_size, in a private mount namespace"
+huge_label="/dev/shm on a fresh tmpfs in a private mount namespace"
 status=0
 "$root/benches/on_huge_shm.sh" bash "$root/benches/cli_e2e.sh" --pass "$huge_label" "$results" "$reps" || status=$?
 if [ "$status" = 77 ]; then
