@@ -437,7 +437,8 @@ fn huge_page_dev_shm() -> TestResult {
             .ok_or_else(|| format!("no smaps figure in {stdout:?}"))?;
         if pmd_kib < 2048 {
             return Err(format!(
-                "the workers mapped {pmd_kib} KiB of shared memory with 2 MiB pages: none"
+                "the workers mapped {pmd_kib} KiB of shared memory with 2 MiB pages, \
+                 less than one page"
             ));
         }
         let read = |f: &str| std::fs::read(dir.join(f)).map_err(|e| format!("{f}: {e}"));
@@ -542,6 +543,7 @@ fn recycled_outputs_make_room_child(dir: &std::path::Path) -> TestResult {
         let engine = Engine::builder()
             .workers(2)
             .segment_dir(shmframe_ipc::SegmentDir::Path(seg.clone()))
+            // The default bound, an eighth of this 8 MiB file system, would hold nothing.
             .recycle_outputs(64 << 20)
             .build()
             .map_err(|e| e.to_string())?;
