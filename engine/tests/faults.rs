@@ -1,6 +1,7 @@
 //! Fault injection with real processes (issue 7): workers SIGKILLed at random moments,
 //! concurrent engines sharing one named segment, a coordinator killed mid-job, a `/dev/shm`
-//! too small or on 2 MiB pages, and another user trying to attach. Prints the figures it measures.
+//! too small or on 2 MiB pages, and another user trying to attach. Prints the figures it
+//! measures.
 //!
 //! `harness = false`: the engine forks, which it refuses in a multi-threaded process.
 
