@@ -463,57 +463,40 @@ fn huge_page_dev_shm() -> TestResult {
 }
 
 /// The environment variable that makes this binary the child of
-/// [`recycled_outputs_make_room`]: its value is the test's directory.
+/// [`recycled_outputs_make_room`]: its value is the directory of the test's input files.
 const ROOM_CHILD_ENV: &str = "SHMFRAME_FAULTS_ROOM_CHILD";
 
-/// As root: an engine whose segment directory is an 8 MiB tmpfs (in a private mount
-/// namespace) holds a dropped 4 MB output for reuse; the next job needs a 4.2 MB output of
-/// another shape, which only fits once the held one is released: the engine releases it and
-/// the job succeeds. With nothing held to release, a job that does not fit fails with the
-/// space error. The body runs in [`recycled_outputs_make_room_child`].
+/// As root: an engine on an 8 MiB /dev/shm (this test binary run again in a private mount
+/// namespace, as [`recycled_outputs_make_room_child`]) holds a dropped 4 MB output for reuse;
+/// the next job needs a 4.2 MB output of another shape, which only fits once the held one is
+/// released: the engine releases it and the job succeeds. With nothing held to release, a
+/// job that does not fit fails with the space error. Nothing is left behind.
 fn recycled_outputs_make_room() -> TestResult {
-    if !nix::unistd::geteuid().is_root() || Command::new("unshare").arg("--help").output().is_err()
-    {
-        println!("  skipped: needs root and unshare");
-        return Ok(());
-    }
     let dir = std::env::temp_dir().join(format!("shmframe-room-{}", std::process::id()));
-    let seg = dir.join("seg");
-    std::fs::create_dir_all(&seg).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let out = Command::new("unshare")
-        .args(["-m", "--propagation", "private", "sh", "-c"])
-        .arg(r#"mount -t tmpfs -o size=8m tmpfs "$1" || exit 77; exec "$2""#)
-        .arg("sh")
-        .arg(&seg)
-        .arg(&exe)
-        .env(ROOM_CHILD_ENV, &dir)
-        .output()
-        .map_err(|e| e.to_string());
+    let stdout = on_small_dev_shm(&format!(
+        "{ROOM_CHILD_ENV}='{}' '{}'; echo child=$?;",
+        dir.display(),
+        exe.display()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
-    let out = out?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    match out.status.code() {
-        Some(77) => {
-            println!("  skipped: cannot mount a tmpfs here");
+    let Some(stdout) = stdout? else {
+        return Ok(());
+    };
+    let lines: Vec<&str> = stdout.lines().collect();
+    match lines[..] {
+        [ref said @ .., "child=0", "0"] => {
+            said.iter().for_each(|l| println!("{l}"));
             Ok(())
         }
-        Some(0) => {
-            print!("{stdout}");
-            Ok(())
-        }
-        _ => Err(format!(
-            "the child ended with {}: {stdout}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )),
+        _ => Err(format!("expected success and nothing left, got {stdout:?}")),
     }
 }
 
-/// The body of [`recycled_outputs_make_room`], in its mount namespace: `dir/seg` is the
-/// 8 MiB tmpfs, the inputs are `.npy` files in `dir` (mapped in place, outside the tmpfs).
+/// The body of [`recycled_outputs_make_room`], in its mount namespace: /dev/shm is the 8 MiB
+/// tmpfs, the inputs are `.npy` files in `dir` (mapped in place, outside the tmpfs).
 fn recycled_outputs_make_room_child(dir: &std::path::Path) -> TestResult {
-    let seg = dir.join("seg");
     let cols = 2;
     let input = |rows: usize, seed: u64| -> Result<(PathBuf, Vec<f64>), String> {
         let mut rng = Rng(seed);
@@ -530,87 +513,70 @@ fn recycled_outputs_make_room_child(dir: &std::path::Path) -> TestResult {
     let (pa, want_a) = input(500_000, 21)?;
     let (pb, want_b) = input(520_000, 22)?;
     let outputs = || -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(&seg)
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut v = common::our_segments();
         v.retain(|n| n.ends_with(".out"));
         v
     };
-    {
-        let engine = Engine::builder()
-            .workers(2)
-            .segment_dir(shmframe_ipc::SegmentDir::Path(seg.clone()))
-            // The default bound, an eighth of this 8 MiB file system, would hold nothing.
-            .recycle_outputs(64 << 20)
-            .build()
-            .map_err(|e| e.to_string())?;
-        let run = |path: &PathBuf| {
-            let frame = engine.frame_from_npy(path).map_err(|e| e.to_string())?;
-            engine
-                .run_full(
-                    Kernel::Row(RowKernel::L2),
-                    &frame,
-                    &["x"],
-                    None,
-                    &RunOptions::default(),
-                )
-                .map_err(|e| e.to_string())
-        };
-        let check = |out: &shmframe::SharedFrame, want: &[f64], what: &str| -> TestResult {
-            let got = out
-                .batch()
-                .column(0)
-                .as_any()
-                .downcast_ref::<Float64Array>()
-                .ok_or("norms are not f64")?;
-            if got.values().as_ref() != want {
-                return Err(format!("{what}: wrong norms"));
-            }
-            Ok(())
-        };
-        let (a, _) = run(&pa)?;
-        check(&a, &want_a, "job a")?;
-        let held = outputs();
-        drop(a);
-        if outputs() != held || held.len() != 1 {
-            return Err(format!("a's dropped output is not held: {held:?}"));
+    let engine = Engine::builder()
+        .workers(2)
+        .segment_dir(shmframe_ipc::SegmentDir::Shm)
+        // The default bound, an eighth of this 8 MiB file system, would hold nothing.
+        .recycle_outputs(64 << 20)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let run = |path: &PathBuf| {
+        let frame = engine.frame_from_npy(path).map_err(|e| e.to_string())?;
+        engine
+            .run_full(
+                Kernel::Row(RowKernel::L2),
+                &frame,
+                &["x"],
+                None,
+                &RunOptions::default(),
+            )
+            .map_err(|e| e.to_string())
+    };
+    let check = |out: &shmframe::SharedFrame, want: &[f64], what: &str| -> TestResult {
+        let got = out
+            .batch()
+            .column(0)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .ok_or("norms are not f64")?;
+        if got.values().as_ref() != want {
+            return Err(format!("{what}: wrong norms"));
         }
-        let (b, stats) = run(&pb)?;
-        check(&b, &want_b, "job b")?;
-        let now = outputs();
-        if stats.output_reused || now.len() != 1 || now == held {
+        Ok(())
+    };
+    let (a, _) = run(&pa)?;
+    check(&a, &want_a, "job a")?;
+    let held = outputs();
+    drop(a);
+    if outputs() != held || held.len() != 1 {
+        return Err(format!("a's dropped output is not held: {held:?}"));
+    }
+    let (b, stats) = run(&pb)?;
+    check(&b, &want_b, "job b")?;
+    let now = outputs();
+    if stats.output_reused || now.len() != 1 || now == held {
+        return Err(format!(
+            "b: reused {}, outputs {held:?} then {now:?} (a's should have been released)",
+            stats.output_reused
+        ));
+    }
+    // Nothing held now, and a's shape does not fit next to b: the space error.
+    match run(&pa) {
+        Err(e) if e.contains("not enough space") => {}
+        r => {
             return Err(format!(
-                "b: reused {}, outputs {held:?} then {now:?} (a's should have been released)",
-                stats.output_reused
+                "a again next to b: expected the space error, got {r:?}"
             ));
         }
-        // Nothing held now, and a's shape does not fit next to b: the space error.
-        match run(&pa) {
-            Err(e) if e.contains("not enough space") => {}
-            r => {
-                return Err(format!(
-                    "a again next to b: expected the space error, got {r:?}"
-                ));
-            }
-        }
-        drop(b);
-        println!(
-            "  figures: 8 MiB segment directory: a 4.2 MB output made room by releasing the \
-             held 4.0 MB one; with nothing to release, the space error"
-        );
     }
-    let left: Vec<_> = std::fs::read_dir(&seg)
-        .map_err(|e| e.to_string())?
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
-    if !left.is_empty() {
-        return Err(format!("left in the segment directory: {left:?}"));
-    }
+    println!(
+        "  figures: 8 MiB /dev/shm: a 4.2 MB output made room by releasing the held 4.0 MB \
+         one; with nothing to release, the space error"
+    );
     Ok(())
 }
 
