@@ -25,8 +25,6 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::error::HeaderError;
-
 /// Size of the header in bytes.
 pub const HEADER_LEN: usize = 128;
 /// Payload alignment (Arrow's recommended buffer alignment).
@@ -74,6 +72,49 @@ impl ContentKind {
             ContentKind::Control => "control",
         }
     }
+}
+
+/// Why a segment's header was refused on attach.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeaderError {
+    /// The object is smaller than a header.
+    #[error("object has {size} bytes, smaller than the {header} byte shmframe header")]
+    TooSmall {
+        /// The object's size.
+        size: u64,
+        /// The header size.
+        header: u64,
+    },
+    /// The magic bytes are wrong: not a shmframe segment.
+    #[error("wrong magic bytes: not a shmframe segment")]
+    Magic,
+    /// The header has not been published yet (still being filled, or its creator died while filling).
+    #[error(
+        "header not published (segment still being filled, or its creator died while filling it)"
+    )]
+    Unpublished,
+    /// The header is already published where an unpublished one was expected.
+    #[error("header already published: the segment is sealed for readers, no more writes")]
+    AlreadyPublished,
+    /// The format version is not one this build reads.
+    #[error("format version {found} is not supported (this build reads version {supported})")]
+    Version {
+        /// The version found.
+        found: u32,
+        /// The version supported.
+        supported: u32,
+    },
+    /// A field has an impossible value.
+    #[error("header field {field} is invalid: {value} ({reason})")]
+    Field {
+        /// The field name.
+        field: &'static str,
+        /// The value found.
+        value: u64,
+        /// Why it is refused.
+        reason: &'static str,
+    },
 }
 
 /// A decoded, validated segment header.

@@ -43,18 +43,19 @@ mod shared;
 pub mod sweep;
 pub mod sync;
 
-pub use error::{
-    ArrowSegmentError, HeaderError, MatrixError, NameError, SegmentError, SyncError, human_bytes,
-};
+pub use arrow::ArrowSegmentError;
+pub use error::{SegmentError, human_bytes};
 pub use fork::{ForkError, MappedFile, exit_now, fork_worker};
 pub use header::{
-    ARROW_LEAD, ContentKind, FLAG_PERSISTENT, FORMAT_VERSION, HEADER_LEN, MAGIC, PAYLOAD_ALIGN,
-    SegmentHeader,
+    ARROW_LEAD, ContentKind, FLAG_PERSISTENT, FORMAT_VERSION, HEADER_LEN, HeaderError, MAGIC,
+    PAYLOAD_ALIGN, SegmentHeader,
 };
+pub use matrix::MatrixError;
 pub use memfd::{AnonSegmentMut, SealedSegment};
-pub use name::{MAX_LABEL_LEN, MAX_NAME_LEN, NameOwner, PREFIX, SegmentName};
+pub use name::{MAX_LABEL_LEN, MAX_NAME_LEN, NameError, NameOwner, PREFIX, SegmentName};
 pub use process::ProcessId;
 pub use segment::{
     CreateOptions, DIR_ENV, Segment, SegmentDir, SegmentMut, SegmentRw, read_header, remove,
 };
 pub use shared::SharedRegion;
+pub use sync::SyncError;

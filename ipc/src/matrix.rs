@@ -9,14 +9,44 @@ use arrow_array::{Array, ArrayRef, FixedSizeListArray, PrimitiveArray};
 use arrow_schema::{DataType, Field};
 use ndarray::ArrayView2;
 
-use crate::error::MatrixError;
-
 /// The extension name key in Arrow field metadata.
 pub const EXTENSION_NAME_KEY: &str = "ARROW:extension:name";
 /// The extension metadata key in Arrow field metadata.
 pub const EXTENSION_METADATA_KEY: &str = "ARROW:extension:metadata";
 /// The canonical fixed-shape tensor extension name.
 pub const FIXED_SHAPE_TENSOR: &str = "arrow.fixed_shape_tensor";
+
+/// An error viewing a column as a matrix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MatrixError {
+    /// The column type is not a matrix of the requested element type.
+    #[error("column {column:?} has type {found}, expected {expected}")]
+    Type {
+        /// The column name.
+        column: String,
+        /// Its type.
+        found: String,
+        /// What was expected.
+        expected: String,
+    },
+    /// The tensor extension metadata is invalid.
+    #[error("column {column:?}: invalid arrow.fixed_shape_tensor metadata: {reason}")]
+    Tensor {
+        /// The column name.
+        column: String,
+        /// Why.
+        reason: String,
+    },
+    /// No column with that name.
+    #[error("no column named {column:?} (columns: {available})")]
+    NoColumn {
+        /// The name asked for.
+        column: String,
+        /// The column names present.
+        available: String,
+    },
+}
 
 /// A matrix column field: `FixedSizeList<value_type>` of `cols` items per row.
 pub fn matrix_field(name: &str, value_type: DataType, cols: usize, nullable: bool) -> Field {

@@ -16,8 +16,8 @@ use memmap2::{Mmap, MmapMut, MmapOptions};
 use nix::fcntl::{FcntlArg, SealFlag, fcntl};
 use nix::sys::memfd::{MFdFlags, memfd_create};
 
-use crate::error::{HeaderError, SegmentError};
-use crate::header::{self, ContentKind, HEADER_LEN, PAYLOAD_ALIGN, SegmentHeader};
+use crate::error::SegmentError;
+use crate::header::{self, ContentKind, HEADER_LEN, HeaderError, PAYLOAD_ALIGN, SegmentHeader};
 use crate::process::ProcessId;
 
 fn required_seals() -> SealFlag {

@@ -15,7 +15,6 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::error::NameError;
 use crate::process::ProcessId;
 
 /// The prefix of every shmframe object name.
@@ -36,6 +35,44 @@ pub enum NameOwner {
     Process(ProcessId),
     /// No process: a user-named segment that lives until removed.
     Nobody,
+}
+
+/// An invalid segment name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NameError {
+    /// The name is empty or longer than the limit.
+    #[error("segment name {name:?} has {len} bytes; names have 1 to {max} bytes")]
+    Length {
+        /// The offending name.
+        name: String,
+        /// Its length in bytes.
+        len: usize,
+        /// The maximum length.
+        max: usize,
+    },
+    /// The name uses a character outside `[A-Za-z0-9_-]` or does not start with a letter.
+    #[error(
+        "segment name {name:?} is invalid: user names start with a letter and use only A-Z, a-z, 0-9, '_' and '-'"
+    )]
+    Characters {
+        /// The offending name.
+        name: String,
+    },
+    /// The object name does not start with the `shmframe.` prefix.
+    #[error("{name:?} is not a shmframe segment (names start with \"shmframe.\")")]
+    Prefix {
+        /// The offending name.
+        name: String,
+    },
+    /// An owned (process-scoped) name that does not parse.
+    #[error("segment name {name:?} is malformed: {reason}")]
+    Malformed {
+        /// The offending name.
+        name: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
 }
 
 static SEQ: AtomicU64 = AtomicU64::new(0);

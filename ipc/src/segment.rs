@@ -33,8 +33,10 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
-use crate::error::{HeaderError, SegmentError};
-use crate::header::{self, ContentKind, FLAG_PERSISTENT, HEADER_LEN, PAYLOAD_ALIGN, SegmentHeader};
+use crate::error::SegmentError;
+use crate::header::{
+    self, ContentKind, FLAG_PERSISTENT, HEADER_LEN, HeaderError, PAYLOAD_ALIGN, SegmentHeader,
+};
 use crate::name::SegmentName;
 use crate::process::ProcessId;
 

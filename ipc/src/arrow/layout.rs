@@ -4,8 +4,8 @@ use std::ops::Range;
 
 use arrow_schema::{DataType, Schema};
 
+use super::ArrowSegmentError;
 use super::{EOS, footer_bytes, frame_metadata, schema_message};
-use crate::error::ArrowSegmentError;
 use crate::header::{ContentKind, HEADER_LEN};
 use crate::name::SegmentName;
 use crate::segment::{CreateOptions, SegmentMut};

@@ -19,9 +19,56 @@ mod layout;
 mod read;
 mod write;
 
+use crate::error::SegmentError;
+use crate::header::ContentKind;
+
 pub use layout::{ColumnBuffers, ColumnPlan, PlannedSegment, plan_layout, plan_layout_into};
 pub use read::{IpcFile, buffer_range_in, read_ipc_file};
 pub use write::write_batches;
+
+/// An error from writing or reading Arrow data in a segment.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArrowSegmentError {
+    /// The segment itself failed.
+    #[error(transparent)]
+    Segment(#[from] SegmentError),
+    /// The segment does not hold an Arrow IPC file.
+    #[error("segment {name} holds {kind:?}, not an Arrow IPC file")]
+    NotArrow {
+        /// The segment name.
+        name: String,
+        /// Its content kind.
+        kind: ContentKind,
+    },
+    /// The Arrow IPC bytes are invalid.
+    #[error("segment {name}: invalid Arrow IPC file: {reason}")]
+    Invalid {
+        /// The segment name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// Arrow refused the data.
+    #[error("segment {name}: {source}")]
+    Arrow {
+        /// The segment name.
+        name: String,
+        /// The arrow error.
+        #[source]
+        source: arrow_schema::ArrowError,
+    },
+    /// A type that the planned layout does not support.
+    #[error("column {column:?}: type {data_type} is not supported here ({reason})")]
+    Unsupported {
+        /// The column.
+        column: String,
+        /// Its type.
+        data_type: arrow_schema::DataType,
+        /// Why.
+        reason: &'static str,
+    },
+}
 
 pub(crate) const CONTINUATION: [u8; 4] = [0xff; 4];
 pub(crate) const ARROW_MAGIC: &[u8; 6] = b"ARROW1";

@@ -8,7 +8,7 @@ use arrow_buffer::Buffer;
 use arrow_ipc::reader::FileDecoder;
 use arrow_schema::SchemaRef;
 
-use crate::error::ArrowSegmentError;
+use super::ArrowSegmentError;
 
 /// The decoded content of an Arrow IPC file whose buffers point into a mapping.
 #[derive(Debug, Clone)]

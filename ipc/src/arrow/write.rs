@@ -3,8 +3,8 @@
 use arrow_array::RecordBatch;
 use arrow_ipc::writer::{DictionaryTracker, IpcDataGenerator, IpcWriteContext};
 
+use super::ArrowSegmentError;
 use super::{EOS, footer_bytes, frame_metadata, schema_message, write_options};
-use crate::error::ArrowSegmentError;
 use crate::header::{ContentKind, HEADER_LEN};
 use crate::name::SegmentName;
 use crate::segment::{CreateOptions, Segment, SegmentMut};

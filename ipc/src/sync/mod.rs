@@ -11,4 +11,4 @@ pub mod atomic;
 mod futex;
 mod semaphore;
 
-pub use semaphore::{Event, Semaphore};
+pub use semaphore::{Event, Semaphore, SyncError};
