@@ -123,7 +123,7 @@ if [ "${1:-}" = "--doc" ]; then
   shift
 fi
 reps="${1:-15}"
-cargo build --release -q -p shmframe
+cargo build --release -q -p shmframe-cli
 cargo bench -q -p shmframe --bench pool --no-run 2>/dev/null
 results="$(mktemp)"
 trap 'rm -f "$results"' EXIT

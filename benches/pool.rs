@@ -147,7 +147,7 @@ fn main() {
         s ^= s << 17;
         *v = (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
     }
-    let frame = engine.frame_from_vec_f64(&x, cols).expect("frame");
+    let frame = engine.frame_from_slice(&x, cols).expect("frame");
     drop(x);
     let bytes = (rows * cols * 8) as f64;
     // The probe reads the very bytes the job reads: the frame's values, in shared memory.

@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
         })
         .collect();
-    let frame = engine.frame_from_vec_f64(&x, cols)?;
+    let frame = engine.frame_from_slice(&x, cols)?;
     drop(x);
     // 1. Unit rows: a shared matrix, input of the next job.
     let unit = engine.run(RowKernel::NormalizeL2, &frame, "x")?;

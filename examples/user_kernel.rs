@@ -62,7 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .build()?;
     let x: Vec<f64> = (0..10_000 * 16).map(|i| ((i * 37) % 101) as f64).collect();
-    let frame = engine.frame_from_vec_f64(&x, 16)?;
+    let frame = engine.frame_from_slice(&x, 16)?;
     let out = engine.run(Kernel::User("range-mad".into()), &frame, "x")?;
     let list = out
         .batch()

@@ -371,7 +371,7 @@ class ShmframeResize(Method):
         self.load: list[float] = []
         self.busy: list[float] = []
         if not exe.exists():
-            self.unavailable = f"{exe} not built (cargo build --release -p shmframe)"
+            self.unavailable = f"{exe} not built (cargo build --release -p shmframe-cli)"
             return
         p = subprocess.run([str(exe), "resize", "--help"], capture_output=True, text=True)
         if p.returncode != 0:

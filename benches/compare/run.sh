@@ -59,8 +59,8 @@ if [ "$want" != "$have" ]; then
   fi
 fi
 
-step "cargo build --release -p shmframe"
-(cd "$root" && cargo build --release --quiet -p shmframe)
+step "cargo build --release -p shmframe-cli"
+(cd "$root" && cargo build --release --quiet -p shmframe-cli)
 if [ "$run_compare" = 1 ]; then
   step "cargo bench -p shmframe --bench pool --no-run"
   (cd "$root" && cargo bench --quiet -p shmframe --bench pool --no-run)

@@ -69,6 +69,7 @@ print(pa.ipc.open_file(pa.memory_map('/dev/shm/shmframe.emb')).read_all())\""
     Demo(DemoArgs),
     /// Resize a folder of images (JPEG, PNG, WebP) with the worker pool: pixels into a shared
     /// tensor frame, files into OUT_DIR.
+    #[cfg(feature = "image")]
     #[command(after_help = RESIZE_HELP)]
     Resize(ResizeArgs),
 }

@@ -78,6 +78,7 @@ fn dispatch(cli: Cli, started: Instant) -> anyhow::Result<()> {
         Command::Rm { names } => commands::segments::rm(&names, &dir),
         Command::Gc => commands::segments::gc(&dir),
         Command::Demo(a) => commands::demo::run(&a, &dir),
+        #[cfg(feature = "image")]
         Command::Resize(a) => commands::resize::run(&a, &dir, started),
     }
 }

@@ -5,6 +5,7 @@
 //! Python interop tests run when `SHMFRAME_PYTHON` names a python with numpy and pyarrow
 //! (e.g. `SHMFRAME_PYTHON=.venv/bin/python`); otherwise they print why they are skipped.
 
+#[path = "../../engine/tests/common/mod.rs"]
 mod common;
 
 use common::{TempDir, files_below};

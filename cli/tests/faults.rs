@@ -3,11 +3,16 @@
 //! too small or on 2 MiB pages, and another user trying to attach. Prints the figures it
 //! measures.
 //!
-//! `harness = false`: the engine forks, which it refuses in a multi-threaded process.
+//! `harness = false`: the engine forks, which it refuses in a multi-threaded process. main()
+//! lists every test in `common::tests!`, which runs them in order on the main thread through
+//! libtest-mimic. A test function left out of that list is dead code, denied below.
 
+#![deny(dead_code)]
+
+#[path = "../../engine/tests/common/mod.rs"]
 mod common;
 
-use common::{Rng, TestFn, TestResult, files_below};
+use common::{Rng, TestResult, files_below};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -94,7 +99,7 @@ fn random_kills_200_jobs() -> TestResult {
     let (rows, cols) = (60_000, 8);
     let x: Vec<f64> = (0..rows * cols).map(|_| rng.f64()).collect();
     let frame = engine
-        .frame_from_vec_f64(&x, cols)
+        .frame_from_slice(&x, cols)
         .map_err(|e| e.to_string())?;
     let kernels = [
         RowKernel::L2,
@@ -950,21 +955,14 @@ fn main() {
             }
         }
     }
-    let tests: Vec<(&str, TestFn)> = vec![
-        ("random_kills_200_jobs", random_kills_200_jobs),
-        (
-            "eight_engines_share_one_segment",
-            eight_engines_share_one_segment,
-        ),
-        ("small_dev_shm_fails_cleanly", small_dev_shm_fails_cleanly),
-        (
-            "small_dev_shm_resize_fails_cleanly",
-            small_dev_shm_resize_fails_cleanly,
-        ),
-        ("huge_page_dev_shm", huge_page_dev_shm),
-        ("recycled_outputs_make_room", recycled_outputs_make_room),
-        ("other_user_is_refused", other_user_is_refused),
-        ("large_matrix_no_extra_copy", large_matrix_no_extra_copy),
+    common::tests![
+        random_kills_200_jobs,
+        eight_engines_share_one_segment,
+        small_dev_shm_fails_cleanly,
+        small_dev_shm_resize_fails_cleanly,
+        huge_page_dev_shm,
+        recycled_outputs_make_room,
+        other_user_is_refused,
+        large_matrix_no_extra_copy,
     ];
-    common::run(tests);
 }

@@ -6,13 +6,18 @@
 //! Every test image is generated here (the `image` crate's encoders, TurboJPEG, a hand-written
 //! palette PNG) into a temporary folder that the test removes.
 //!
-//! `harness = false`: the engine forks, which it refuses in a multi-threaded process. This
-//! main() runs each test in order on the main thread and closes with `N passed, N failed`.
-//! Arguments filter tests by name: `cargo test -p shmframe --test images -- exif`.
+//! `harness = false`: the engine forks, which it refuses in a multi-threaded process. main()
+//! lists every test in `common::tests!`, which runs them in order on the main thread through
+//! libtest-mimic; arguments filter tests by name as under libtest:
+//! `cargo test -p shmframe-cli --test images -- exif`. A test function left out of that list is
+//! dead code, denied below.
 
+#![deny(dead_code)]
+
+#[path = "../../engine/tests/common/mod.rs"]
 mod common;
 
-use common::{Rng, TempDir, TestFn, TestResult, files_below, our_segments, png, webp_lossless};
+use common::{Rng, TempDir, TestResult, files_below, our_segments, png, webp_lossless};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,13 +26,12 @@ use std::time::Instant;
 
 use arrow_array::{
     Array, ArrayRef, BinaryArray, FixedSizeListArray, LargeBinaryArray, RecordBatch, StringArray,
-    UInt8Array, UInt32Array,
+    UInt8Array,
 };
 use arrow_schema::DataType;
-use image::ImageEncoder;
 use shmframe::image::{
-    Alpha, EncodeSpec, Filter, Fit, ImageFormat, ResizeOutput, ResizeSpec, encode_image,
-    list_image_files, resize_image,
+    Alpha, EncodeSpec, Filter, Fit, ImageFormat, ResizeSpec, encode_image, list_image_files,
+    resize_image,
 };
 use shmframe::{Engine, EngineError, RunOptions, SharedFrame};
 
@@ -73,588 +77,23 @@ fn engine(workers: usize) -> Result<Engine, String> {
     Engine::builder().workers(workers).build().map_err(s)
 }
 
-// ---------------------------------------------------------------------------------------------
-// Source images (row-major, interleaved channels).
+// The helpers, in their own files under `images/` (declared after `ensure!`, which they use).
+// A crate root finds its modules beside it, hence the paths; `images/` has no `main.rs`, so
+// Cargo sees one `images` test.
+#[path = "images/generate.rs"]
+mod generate;
+#[path = "images/metrics.rs"]
+mod metrics;
+#[path = "images/output.rs"]
+mod output;
 
-/// A smooth RGB gradient: red along x, green along y, blue along the diagonal.
-fn gradient(w: u32, h: u32) -> Vec<u8> {
-    let mut v = Vec::with_capacity((w * h * 3) as usize);
-    for y in 0..h {
-        for x in 0..w {
-            let fx = x as f32 / (w - 1).max(1) as f32;
-            let fy = y as f32 / (h - 1).max(1) as f32;
-            v.push((40.0 + 180.0 * fx).round() as u8);
-            v.push((30.0 + 190.0 * fy).round() as u8);
-            v.push((200.0 - 150.0 * (fx + fy) / 2.0).round() as u8);
-        }
-    }
-    v
-}
-
-fn flat(w: u32, h: u32, colour: &[u8]) -> Vec<u8> {
-    colour.repeat((w * h) as usize)
-}
-
-/// Four quadrants of different colours (red, green / blue, yellow): any rotation or flip
-/// moves them somewhere else.
-const QUAD: [[u8; 3]; 4] = [[220, 30, 30], [30, 200, 40], [30, 40, 220], [230, 220, 30]];
-
-fn quadrants(w: u32, h: u32) -> Vec<u8> {
-    let mut v = Vec::with_capacity((w * h * 3) as usize);
-    for y in 0..h {
-        for x in 0..w {
-            let q = usize::from(x >= w / 2) + 2 * usize::from(y >= h / 2);
-            v.extend_from_slice(&QUAD[q]);
-        }
-    }
-    v
-}
-
-/// Three vertical bands (red, green, blue) of equal width.
-const BANDS: [[u8; 3]; 3] = [[200, 20, 20], [20, 180, 30], [20, 30, 210]];
-
-fn bands(w: u32, h: u32) -> Vec<u8> {
-    let mut v = Vec::with_capacity((w * h * 3) as usize);
-    for _ in 0..h {
-        for x in 0..w {
-            v.extend_from_slice(&BANDS[(x * 3 / w) as usize]);
-        }
-    }
-    v
-}
-
-/// The same bands along y: a tall image whose bands survive a fit along the other axis.
-fn hbands(w: u32, h: u32) -> Vec<u8> {
-    let mut v = Vec::with_capacity((w * h * 3) as usize);
-    for y in 0..h {
-        for _ in 0..w {
-            v.extend_from_slice(&BANDS[(y * 3 / h) as usize]);
-        }
-    }
-    v
-}
-
-/// Photo-like content: value noise over four octaves (smooth areas and fine detail), hard-
-/// edged shapes, and sensor-like grain.
-fn texture(w: u32, h: u32, seed: u64) -> Vec<u8> {
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let (wu, hu) = (w as usize, h as usize);
-    let mut acc = vec![0f32; wu * hu * 3];
-    let smooth = |t: f32| t * t * (3.0 - 2.0 * t);
-    for (cell, amp) in [(331usize, 70f32), (89, 40.0), (23, 22.0), (5, 10.0)] {
-        let (gw, gh) = (wu / cell + 2, hu / cell + 2);
-        let grid: Vec<f32> = (0..gw * gh * 3).map(|_| rng.unit() * 2.0 - 1.0).collect();
-        let tx: Vec<f32> = (0..wu)
-            .map(|x| smooth((x % cell) as f32 / cell as f32))
-            .collect();
-        // Per row: the lattice interpolated along y, then one lerp along x per sample.
-        let mut line = vec![0f32; gw * 3];
-        for y in 0..hu {
-            let (gy, ty) = (y / cell, smooth((y % cell) as f32 / cell as f32));
-            let (top, bot) = (&grid[gy * gw * 3..], &grid[(gy + 1) * gw * 3..]);
-            for i in 0..gw * 3 {
-                line[i] = amp * (top[i] + (bot[i] - top[i]) * ty);
-            }
-            let row = &mut acc[y * wu * 3..(y + 1) * wu * 3];
-            for x in 0..wu {
-                let g = (x / cell) * 3;
-                let t = tx[x];
-                for c in 0..3 {
-                    let (a, b) = (line[g + c], line[g + 3 + c]);
-                    row[x * 3 + c] += a + (b - a) * t;
-                }
-            }
-        }
-    }
-    let mut v: Vec<u8> = acc
-        .iter()
-        .map(|a| (128.0 + a + (rng.unit() - 0.5) * 12.0).clamp(0.0, 255.0) as u8)
-        .collect();
-    draw_shapes(&mut v, w, h, &mut rng);
-    v
-}
-
-/// Discs and rectangles of random colours: hard edges.
-fn draw_shapes(v: &mut [u8], w: u32, h: u32, rng: &mut Rng) {
-    let wu = w as usize;
-    for _ in 0..12 {
-        let colour = [
-            rng.below(256) as u8,
-            rng.below(256) as u8,
-            rng.below(256) as u8,
-        ];
-        let (cx, cy) = (
-            rng.below(u64::from(w)) as i64,
-            rng.below(u64::from(h)) as i64,
-        );
-        let r = (rng.below(u64::from(w / 8)) + 10) as i64;
-        let disc = rng.below(2) == 0;
-        for y in (cy - r).max(0)..(cy + r).min(i64::from(h)) {
-            for x in (cx - r).max(0)..(cx + r).min(i64::from(w)) {
-                if !disc || (x - cx).pow(2) + (y - cy).pow(2) <= r * r {
-                    let i = (y as usize * wu + x as usize) * 3;
-                    v[i..i + 3].copy_from_slice(&colour);
-                }
-            }
-        }
-    }
-}
-
-/// `px` as the display shows it under EXIF orientation `o` (1, 3, 6, 8), computed here
-/// independently of the engine: (pixels, width, height).
-fn orient(px: &[u8], w: u32, h: u32, c: usize, o: u8) -> (Vec<u8>, u32, u32) {
-    let (dw, dh) = if o == 6 || o == 8 { (h, w) } else { (w, h) };
-    let mut out = vec![0u8; px.len()];
-    for yd in 0..dh {
-        for xd in 0..dw {
-            let (xs, ys) = match o {
-                1 => (xd, yd),
-                3 => (w - 1 - xd, h - 1 - yd),
-                6 => (yd, h - 1 - xd), // 90 degrees clockwise
-                8 => (w - 1 - yd, xd), // 90 degrees counter-clockwise
-                _ => panic!("orientation {o} not used here"),
-            };
-            let (d, s) = (((yd * dw + xd) as usize) * c, ((ys * w + xs) as usize) * c);
-            out[d..d + c].copy_from_slice(&px[s..s + c]);
-        }
-    }
-    (out, dw, dh)
-}
-
-/// Box-filter downscale by an integer factor: an independent reference for smooth content.
-fn box_down(px: &[u8], w: u32, h: u32, c: usize, f: u32) -> Vec<u8> {
-    let (ow, oh) = (w / f, h / f);
-    let mut out = Vec::with_capacity((ow * oh) as usize * c);
-    for oy in 0..oh {
-        for ox in 0..ow {
-            for ch in 0..c {
-                let mut sum = 0u32;
-                for y in oy * f..(oy + 1) * f {
-                    for x in ox * f..(ox + 1) * f {
-                        sum += u32::from(px[((y * w + x) as usize) * c + ch]);
-                    }
-                }
-                out.push(((sum + f * f / 2) / (f * f)) as u8);
-            }
-        }
-    }
-    out
-}
-
-// ---------------------------------------------------------------------------------------------
-// Encoders.
-
-#[derive(Clone, Copy)]
-struct Jpeg {
-    quality: i32,
-    subsamp: turbojpeg::Subsamp,
-    progressive: bool,
-}
-
-const JPEG_444: Jpeg = Jpeg {
-    quality: 95,
-    subsamp: turbojpeg::Subsamp::None,
-    progressive: false,
+use generate::{
+    BANDS, JPEG_444, Jpeg, QUAD, bands, box_down, draw_shapes, flat, gradient, hbands,
+    is_progressive, jpeg, orient, over_white, palette_png, png_with_exif, png16, quadrants,
+    texture, with_exif,
 };
-
-/// A JPEG of RGB (`c == 3`) or grayscale (`c == 1`) pixels, through TurboJPEG.
-fn jpeg(px: &[u8], w: u32, h: u32, c: usize, j: Jpeg) -> Vec<u8> {
-    let mut comp = turbojpeg::Compressor::new().expect("compressor");
-    comp.set_quality(j.quality).unwrap();
-    comp.set_subsamp(if c == 1 {
-        turbojpeg::Subsamp::Gray
-    } else {
-        j.subsamp
-    })
-    .unwrap();
-    comp.set_progressive(j.progressive).unwrap();
-    let image = turbojpeg::Image {
-        pixels: px,
-        width: w as usize,
-        pitch: w as usize * c,
-        height: h as usize,
-        format: if c == 1 {
-            turbojpeg::PixelFormat::GRAY
-        } else {
-            turbojpeg::PixelFormat::RGB
-        },
-    };
-    comp.compress_to_vec(image).expect("jpeg encode")
-}
-
-/// Whether a JPEG has a progressive (SOF2) frame header.
-fn is_progressive(j: &[u8]) -> bool {
-    j.windows(2).any(|m| m == [0xFF, 0xC2])
-}
-
-/// A little-endian TIFF block holding one IFD entry: orientation `o`.
-fn exif_tiff(o: u8) -> Vec<u8> {
-    let mut t = b"II*\0".to_vec();
-    t.extend_from_slice(&8u32.to_le_bytes());
-    t.extend_from_slice(&1u16.to_le_bytes());
-    t.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
-    t.extend_from_slice(&3u16.to_le_bytes()); // SHORT
-    t.extend_from_slice(&1u32.to_le_bytes());
-    t.extend_from_slice(&u16::from(o).to_le_bytes());
-    t.extend_from_slice(&[0, 0]);
-    t.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
-    t
-}
-
-/// `j` with an APP1 `Exif` segment holding orientation `o` right after SOI, as cameras write.
-fn with_exif(j: &[u8], o: u8) -> Vec<u8> {
-    let tiff = exif_tiff(o);
-    let mut out = j[..2].to_vec();
-    out.extend_from_slice(&[0xFF, 0xE1]);
-    out.extend_from_slice(&((2 + 6 + tiff.len()) as u16).to_be_bytes());
-    out.extend_from_slice(b"Exif\0\0");
-    out.extend_from_slice(&tiff);
-    out.extend_from_slice(&j[2..]);
-    out
-}
-
-fn png_with_exif(px: &[u8], w: u32, h: u32, o: u8) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut enc = image::codecs::png::PngEncoder::new(&mut out);
-    enc.set_exif_metadata(exif_tiff(o)).expect("exif");
-    enc.write_image(px, w, h, image::ExtendedColorType::Rgb8)
-        .expect("png encode");
-    out
-}
-
-/// 16-bit RGB or gray PNG: `v` holds the 16-bit samples.
-fn png16(v: &[u16], w: u32, h: u32, color: image::ExtendedColorType) -> Vec<u8> {
-    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_ne_bytes()).collect();
-    png(&bytes, w, h, color)
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    let start = out.len();
-    out.extend_from_slice(kind);
-    out.extend_from_slice(data);
-    let crc = crc32(&out[start..]);
-    out.extend_from_slice(&crc.to_be_bytes());
-}
-
-/// An indexed-colour PNG, written by hand (the `image` crate writes none): `depth` bits per
-/// index, an optional tRNS alpha per palette entry, zlib with stored blocks.
-fn palette_png(
-    w: u32,
-    h: u32,
-    depth: u8,
-    palette: &[[u8; 3]],
-    trns: Option<&[u8]>,
-    idx: &[u8],
-) -> Vec<u8> {
-    let per_byte = 8 / depth as usize;
-    let row_bytes = (w as usize).div_ceil(per_byte);
-    let mut raw = Vec::new();
-    for y in 0..h as usize {
-        raw.push(0); // filter: none
-        let mut row = vec![0u8; row_bytes];
-        for x in 0..w as usize {
-            let shift = 8 - depth as usize * (x % per_byte + 1);
-            row[x / per_byte] |= idx[y * w as usize + x] << shift;
-        }
-        raw.extend_from_slice(&row);
-    }
-    let mut z = vec![0x78, 0x01];
-    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
-    for (i, b) in blocks.iter().enumerate() {
-        z.push(u8::from(i + 1 == blocks.len()));
-        z.extend_from_slice(&(b.len() as u16).to_le_bytes());
-        z.extend_from_slice(&(!(b.len() as u16)).to_le_bytes());
-        z.extend_from_slice(b);
-    }
-    let (mut a, mut b) = (1u32, 0u32);
-    for &x in &raw {
-        a = (a + u32::from(x)) % 65_521;
-        b = (b + a) % 65_521;
-    }
-    z.extend_from_slice(&((b << 16) | a).to_be_bytes());
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&w.to_be_bytes());
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[depth, 3, 0, 0, 0]);
-    png_chunk(&mut out, b"IHDR", &ihdr);
-    png_chunk(&mut out, b"PLTE", &palette.concat());
-    if let Some(t) = trns {
-        png_chunk(&mut out, b"tRNS", t);
-    }
-    png_chunk(&mut out, b"IDAT", &z);
-    png_chunk(&mut out, b"IEND", &[]);
-    out
-}
-
-/// Composites a straight-alpha pixel over white, as the engine documents for `Alpha::Flatten`.
-fn over_white(c: u8, a: u8) -> u8 {
-    let (c, a) = (u32::from(c), u32::from(a));
-    ((c * a + 255 * (255 - a) + 127) / 255) as u8
-}
-
-// ---------------------------------------------------------------------------------------------
-// Comparing pixels.
-
-fn mae(a: &[u8], b: &[u8]) -> f64 {
-    assert_eq!(a.len(), b.len(), "compared images differ in size");
-    let sum: u64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| u64::from(x.abs_diff(*y)))
-        .sum();
-    sum as f64 / a.len().max(1) as f64
-}
-
-fn max_diff(a: &[u8], b: &[u8]) -> u8 {
-    assert_eq!(a.len(), b.len(), "compared images differ in size");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| x.abs_diff(*y))
-        .max()
-        .unwrap_or(0)
-}
-
-fn psnr(a: &[u8], b: &[u8]) -> f64 {
-    assert_eq!(a.len(), b.len(), "compared images differ in size");
-    let se: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
-        .sum();
-    let mse = se / a.len() as f64;
-    if mse == 0.0 {
-        f64::INFINITY
-    } else {
-        10.0 * (255.0f64 * 255.0 / mse).log10()
-    }
-}
-
-/// The pixel at (x, y) of a `w`-wide image with `c` channels.
-fn at(px: &[u8], w: u32, c: usize, x: u32, y: u32) -> &[u8] {
-    let i = ((y * w + x) as usize) * c;
-    &px[i..i + c]
-}
-
-fn near(got: &[u8], want: &[u8], tol: u8) -> bool {
-    got.len() == want.len() && got.iter().zip(want).all(|(g, w)| g.abs_diff(*w) <= tol)
-}
-
-/// Decodes an output file: JPEG with TurboJPEG, PNG and WebP with `image`; RGB or RGBA.
-fn decode_file(path: &Path, channels: usize) -> Result<(Vec<u8>, u32, u32), String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    decode_bytes(&bytes, channels).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-fn decode_bytes(bytes: &[u8], channels: usize) -> Result<(Vec<u8>, u32, u32), String> {
-    if bytes.starts_with(&[0xFF, 0xD8]) {
-        let fmt = if channels == 4 {
-            turbojpeg::PixelFormat::RGBA
-        } else {
-            turbojpeg::PixelFormat::RGB
-        };
-        let img = turbojpeg::decompress(bytes, fmt).map_err(s)?;
-        return Ok((img.pixels, img.width as u32, img.height as u32));
-    }
-    let img = image::load_from_memory(bytes).map_err(s)?;
-    let (w, h) = (img.width(), img.height());
-    let px = if channels == 4 {
-        img.to_rgba8().into_raw()
-    } else {
-        img.to_rgb8().into_raw()
-    };
-    Ok((px, w, h))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Reading a job's output frame.
-
-/// The rows of an output frame: pixels (None for a null row) and source sizes. Checks the
-/// tensor column's type and `arrow.fixed_shape_tensor` metadata against `spec` on the way.
-struct Rows {
-    pixels: Vec<Option<Vec<u8>>>,
-    sources: Vec<(u32, u32)>,
-    paths: Option<Vec<String>>,
-}
-
-fn tensor_shape(frame: &SharedFrame) -> Result<Vec<usize>, String> {
-    let schema = frame.schema();
-    let field = schema.field_with_name("image").map_err(s)?;
-    let md = field.metadata();
-    ensure!(
-        md.get("ARROW:extension:name").map(String::as_str) == Some("arrow.fixed_shape_tensor"),
-        "image field metadata lacks the tensor extension name: {md:?}"
-    );
-    let meta: serde_json::Value = serde_json::from_str(
-        md.get("ARROW:extension:metadata")
-            .ok_or("no ARROW:extension:metadata")?,
-    )
-    .map_err(s)?;
-    meta["shape"]
-        .as_array()
-        .ok_or_else(|| format!("no shape in {meta}"))?
-        .iter()
-        .map(|d| d.as_u64().map(|d| d as usize).ok_or("shape entry"))
-        .collect::<Result<_, _>>()
-        .map_err(s)
-}
-
-fn rows_of(out: &ResizeOutput, spec: &ResizeSpec) -> Result<Rows, String> {
-    let want = vec![spec.height as usize, spec.width as usize, spec.channels()];
-    let shape = tensor_shape(&out.frame)?;
-    ensure!(shape == want, "tensor shape {shape:?}, want {want:?}");
-    let col = out.frame.column("image").map_err(s)?;
-    let list = col
-        .as_any()
-        .downcast_ref::<FixedSizeListArray>()
-        .ok_or_else(|| format!("image column is {}", col.data_type()))?;
-    ensure!(
-        list.value_length() as usize == spec.image_bytes(),
-        "list size {} for {} bytes per image",
-        list.value_length(),
-        spec.image_bytes()
-    );
-    let values = list
-        .values()
-        .as_any()
-        .downcast_ref::<UInt8Array>()
-        .ok_or("tensor values are not uint8")?;
-    let per = spec.image_bytes();
-    let flat = values.values();
-    let pixels = (0..list.len())
-        .map(|r| {
-            list.is_valid(r)
-                .then(|| flat[(list.offset() + r) * per..(list.offset() + r + 1) * per].to_vec())
-        })
-        .collect();
-    let u32col = |name: &str| -> Result<Vec<u32>, String> {
-        Ok(out
-            .frame
-            .column(name)
-            .map_err(s)?
-            .as_any()
-            .downcast_ref::<UInt32Array>()
-            .ok_or_else(|| format!("{name} is not uint32"))?
-            .values()
-            .to_vec())
-    };
-    let (sw, sh) = (u32col("source_width")?, u32col("source_height")?);
-    let paths = match out.frame.column("path") {
-        Ok(c) => Some(
-            c.as_any()
-                .downcast_ref::<StringArray>()
-                .ok_or("path is not utf8")?
-                .iter()
-                .map(|v| v.unwrap_or("").to_string())
-                .collect(),
-        ),
-        Err(_) => None,
-    };
-    Ok(Rows {
-        pixels,
-        sources: sw.into_iter().zip(sh).collect(),
-        paths,
-    })
-}
-
-/// Runs a job over `files` and checks what every job must hold: one row per file in order,
-/// nulls exactly for the failures, null count, failures in row order, paths.
-fn run_job(
-    engine: &Engine,
-    files: &[PathBuf],
-    spec: &ResizeSpec,
-    encode: Option<&EncodeSpec>,
-    opts: &RunOptions,
-) -> Result<(ResizeOutput, Rows), String> {
-    let out = engine
-        .resize_paths(files, spec, encode, opts)
-        .map_err(|e| format!("resize_paths: {e}"))?;
-    let rows = rows_of(&out, spec)?;
-    ensure!(
-        out.images() == files.len() && rows.pixels.len() == files.len(),
-        "{} rows for {} files",
-        out.images(),
-        files.len()
-    );
-    let failed_rows: Vec<usize> = out.failed.iter().map(|f| f.row).collect();
-    let null_rows: Vec<usize> = (0..files.len())
-        .filter(|&r| rows.pixels[r].is_none())
-        .collect();
-    ensure!(
-        failed_rows == null_rows,
-        "failed rows {failed_rows:?} but null rows {null_rows:?}"
-    );
-    let col = out.frame.column("image").map_err(s)?;
-    ensure!(
-        col.null_count() == out.failed.len(),
-        "null_count {} for {} failures",
-        col.null_count(),
-        out.failed.len()
-    );
-    for f in &out.failed {
-        ensure!(
-            f.path == files[f.row].display().to_string(),
-            "failure of row {} names {}",
-            f.row,
-            f.path
-        );
-        ensure!(
-            rows.sources[f.row] == (0, 0),
-            "failed row {} has a source size",
-            f.row
-        );
-    }
-    let paths = rows.paths.as_ref().ok_or("no path column")?;
-    for (r, p) in files.iter().enumerate() {
-        ensure!(
-            paths[r] == p.display().to_string(),
-            "row {r} path {}",
-            paths[r]
-        );
-    }
-    Ok((out, rows))
-}
-
-/// Each row done by the workers must be byte-identical to the same image through
-/// `resize_image` in this process: the job path is the library path.
-fn same_as_library(files: &[PathBuf], rows: &Rows, spec: &ResizeSpec) -> TestResult {
-    for (r, f) in files.iter().enumerate() {
-        let Some(got) = &rows.pixels[r] else { continue };
-        let bytes = std::fs::read(f).map_err(s)?;
-        let (want, source) = resize_image(&bytes, spec)
-            .map_err(|e| format!("{}: library path failed: {e}", f.display()))?;
-        ensure!(
-            got == &want,
-            "{}: job pixels differ from resize_image (max diff {})",
-            f.display(),
-            max_diff(got, &want)
-        );
-        ensure!(
-            rows.sources[r] == source,
-            "{}: source {:?} vs {:?}",
-            f.display(),
-            rows.sources[r],
-            source
-        );
-    }
-    Ok(())
-}
+use metrics::{at, decode_bytes, decode_file, mae, max_diff, near, psnr};
+use output::{Rows, rows_of, run_job, same_as_library, tensor_shape};
 
 // ---------------------------------------------------------------------------------------------
 // 1. Every input format and mode round-trips.
@@ -2365,22 +1804,18 @@ fn pyarrow_reads_tensor() -> TestResult {
 }
 
 fn main() {
-    let tests: Vec<(&str, TestFn)> = vec![
-        ("formats_round_trip", formats_round_trip),
-        ("encode_image_round_trips", encode_image_round_trips),
-        ("fits_filters_and_shapes", fits_filters_and_shapes),
-        ("exif_orientation", exif_orientation),
-        ("quality_guard_psnr", quality_guard_psnr),
-        ("listing_follows_file_links", listing_follows_file_links),
-        ("bad_inputs_fail_alone", bad_inputs_fail_alone),
-        ("worker_killed_mid_batch", worker_killed_mid_batch),
-        ("worker_dies_mid_write", worker_dies_mid_write),
-        (
-            "tensor_frame_is_an_arrow_file",
-            tensor_frame_is_an_arrow_file,
-        ),
-        ("resize_frame_from_batches", resize_frame_from_batches),
-        ("pyarrow_reads_tensor", pyarrow_reads_tensor),
+    common::tests![
+        formats_round_trip,
+        encode_image_round_trips,
+        fits_filters_and_shapes,
+        exif_orientation,
+        quality_guard_psnr,
+        listing_follows_file_links,
+        bad_inputs_fail_alone,
+        worker_killed_mid_batch,
+        worker_dies_mid_write,
+        tensor_frame_is_an_arrow_file,
+        resize_frame_from_batches,
+        pyarrow_reads_tensor,
     ];
-    common::run(tests);
 }

@@ -55,6 +55,16 @@ pub enum EngineError {
         /// The columns present.
         available: String,
     },
+    /// A column is not of the element type asked for.
+    #[error("column {column} holds {found}, not {expected}")]
+    ColumnType {
+        /// The column.
+        column: String,
+        /// The type asked for.
+        expected: String,
+        /// The column's type.
+        found: String,
+    },
     /// Input that the job cannot use.
     #[error("{what}: {reason}")]
     Input {

@@ -5,14 +5,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::types::ArrowPrimitiveType;
+use arrow_array::{Array, ArrayRef, FixedSizeListArray, PrimitiveArray, RecordBatch};
+use arrow_buffer::ArrowNativeType;
 use arrow_buffer::Buffer;
+use arrow_schema::DataType;
 use arrow_schema::SchemaRef;
 use shmframe_ipc::arrow::{IpcFile, buffer_range_in, read_ipc_file, write_batches};
 use shmframe_ipc::{CreateOptions, MappedFile, Segment, SegmentDir, SegmentName};
 
-use crate::control::{BufRef, Loc};
 use crate::error::EngineError;
+use crate::protocol::{BufRef, Loc};
 use crate::recycle::{OutputKey, OutputPool, RecycledOwner};
 
 /// A frame whose data lives in shared memory (or a mapped file): its arrays point into the
@@ -23,7 +26,7 @@ use crate::recycle::{OutputKey, OutputPool, RecycledOwner};
 /// unlinked when the last clone, and the last array taken from it, is dropped; a job's output
 /// may instead go back to its engine for the next job of the same shape (see
 /// [`crate::EngineBuilder::recycle_outputs`]) unless its name or path was asked for.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SharedFrame {
     inner: Arc<Inner>,
 }
@@ -252,5 +255,130 @@ impl SharedFrame {
             std::slice::from_ref(self.batch()),
         )?;
         Ok(seg.path())
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// An element type a frame's numbers can have: `f32`, `f64`, and the signed and unsigned
+/// integers of 8 to 64 bits. Sealed.
+pub trait Element: bytemuck::Pod + ArrowNativeType + Send + Sync + sealed::Sealed {
+    /// The Arrow type of a column of these.
+    const DATA_TYPE: DataType;
+    /// The arrow-rs primitive type.
+    type Arrow: ArrowPrimitiveType<Native = Self>;
+}
+
+macro_rules! elements {
+    ($($t:ty => $dt:ident $arrow:ident),* $(,)?) => {$(
+        impl sealed::Sealed for $t {}
+        impl Element for $t {
+            const DATA_TYPE: DataType = DataType::$dt;
+            type Arrow = arrow_array::types::$arrow;
+        }
+    )*};
+}
+
+elements! {
+    f32 => Float32 Float32Type, f64 => Float64 Float64Type,
+    i8 => Int8 Int8Type, i16 => Int16 Int16Type, i32 => Int32 Int32Type, i64 => Int64 Int64Type,
+    u8 => UInt8 UInt8Type, u16 => UInt16 UInt16Type, u32 => UInt32 UInt32Type,
+    u64 => UInt64 UInt64Type,
+}
+
+impl SharedFrame {
+    /// The values of column `name` as a typed slice, zero-copy: a primitive column's values,
+    /// or a matrix column's values row after row (`rows * cols`). The values of null rows are
+    /// unspecified (read the column's validity for which rows are null).
+    ///
+    /// ```no_run
+    /// # let engine = shmframe::Engine::builder().build()?;
+    /// # let frame = engine.frame_from_npy("x.npy")?;
+    /// let norms = engine.run(shmframe::RowKernel::L2, &frame, "x")?;
+    /// let values: &[f64] = norms.values("l2_norm")?;
+    /// # Ok::<(), shmframe::EngineError>(())
+    /// ```
+    pub fn values<T: Element>(&self, name: &str) -> Result<&[T], EngineError> {
+        Ok(self.typed_column::<T>(name)?.0)
+    }
+
+    /// Column `name` as an `ndarray` view of `rows x cols`, zero-copy: a matrix column
+    /// (`FixedSizeList`, `fixed_shape_tensor` flattened per row), or a primitive column as one
+    /// column. The values of null rows are unspecified.
+    pub fn matrix<T: Element>(
+        &self,
+        name: &str,
+    ) -> Result<ndarray::ArrayView2<'_, T>, EngineError> {
+        let (values, cols) = self.typed_column::<T>(name)?;
+        let rows = self.num_rows();
+        ndarray::ArrayView2::from_shape((rows, cols), values).map_err(|e| EngineError::Input {
+            what: format!("column {name}"),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Values and values per row of a primitive or matrix column of `T`.
+    fn typed_column<T: Element>(&self, name: &str) -> Result<(&[T], usize), EngineError> {
+        let col = self.column(name)?;
+        let wrong = || EngineError::ColumnType {
+            column: name.to_string(),
+            expected: T::DATA_TYPE.to_string(),
+            found: col.data_type().to_string(),
+        };
+        let rows = self.num_rows();
+        match col.data_type() {
+            DataType::FixedSizeList(f, n) if *f.data_type() == T::DATA_TYPE => {
+                let list = col
+                    .as_any()
+                    .downcast_ref::<FixedSizeListArray>()
+                    .ok_or_else(wrong)?;
+                let cols = *n as usize;
+                let values = list.values();
+                let values = values
+                    .as_any()
+                    .downcast_ref::<PrimitiveArray<T::Arrow>>()
+                    .ok_or_else(wrong)?;
+                let start = list.offset() * cols;
+                let all: &[T] = values.values();
+                let v = all
+                    .get(start..start + rows * cols)
+                    .ok_or_else(|| EngineError::Input {
+                        what: format!("column {name}"),
+                        reason: "values shorter than its rows".into(),
+                    })?;
+                Ok((v, cols))
+            }
+            dt if *dt == T::DATA_TYPE => {
+                let p = col
+                    .as_any()
+                    .downcast_ref::<PrimitiveArray<T::Arrow>>()
+                    .ok_or_else(wrong)?;
+                Ok((p.values(), 1))
+            }
+            _ => Err(wrong()),
+        }
+    }
+}
+
+impl std::fmt::Debug for SharedFrame {
+    /// A summary (segment or file, rows, schema, mapped bytes), never the values.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let schema: Vec<String> = self
+            .schema()
+            .fields()
+            .iter()
+            .map(|c| format!("{}: {}", c.name(), c.data_type()))
+            .collect();
+        let mut d = f.debug_struct("SharedFrame");
+        match &self.inner.loc {
+            Loc::Segment(name) => d.field("segment", name),
+            Loc::File(p) => d.field("file", p),
+        };
+        d.field("rows", &self.num_rows())
+            .field("schema", &schema)
+            .field("mapped_bytes", &self.mapped_len())
+            .finish()
     }
 }

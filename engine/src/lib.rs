@@ -13,56 +13,59 @@
 //! let norms = engine.run(RowKernel::L2, &frame, "x")?;      // a shared column, in shm
 //! let unit = engine.run(RowKernel::NormalizeL2, &frame, "x")?; // a shared matrix
 //! let cos = engine.run_with_query(RowKernel::Cosine, &unit, "x", &[1.0, 0.0, 0.0])?;
+//! let values: &[f64] = norms.values("l2_norm")?;           // typed, zero-copy
 //! # Ok::<(), shmframe::EngineError>(())
 //! ```
 //!
-//! Image batches run on the same pool: [`image`] decodes, resizes and encodes files into a
-//! shared `uint8 [H, W, C]` tensor frame ([`Engine::resize_paths`], [`Engine::resize_frame`]).
+//! ## The operation model
 //!
-//! See `docs/ARCHITECTURE.md` for the layers, the data's path and the invariants.
+//! Every kind of job (a built-in row kernel, a user kernel, an image batch)
+//! is one module of `ops/` with two halves: the **plan** half runs in the coordinator (checks
+//! the inputs, lays out the output segment, writes a descriptor) and the **execute** half runs
+//! in a worker for each chunk of rows it claims. The shared job loop between them (posting,
+//! claiming, a dead worker's chunks redone, deadlines, recycled outputs) knows nothing about
+//! any operation. See `docs/ARCHITECTURE.md`.
+//!
+//! With the default `image` feature, image batches run on the same pool: [`image`] decodes,
+//! resizes and encodes files into a shared `uint8 [H, W, C]` tensor frame
+//! ([`Engine::resize_paths`], [`Engine::resize_frame`]).
 #![forbid(unsafe_code)]
 
-mod control;
-mod engine;
+mod coordinator;
 mod error;
 mod frame;
+#[cfg(feature = "image")]
 pub mod image;
 pub mod kernels;
 mod load;
 pub mod npy;
+mod ops;
+mod protocol;
 mod recycle;
+mod tuning;
 mod user;
 mod worker;
 
-pub use control::MAX_WORKERS;
-/// The column name of frames loaded from `.npy` files and in-memory matrices.
-pub const MATRIX_COLUMN: &str = "x";
-pub use engine::{
+pub use coordinator::{
     Engine, EngineBuilder, JobStats, Kernel, Progress, RunOptions, StartMethod, WorkerDeath,
 };
 pub use error::EngineError;
-pub use frame::SharedFrame;
+pub use frame::{Element, SharedFrame};
 pub use kernels::{Accumulate, RowKernel};
+pub use protocol::MAX_WORKERS;
 pub use shmframe_ipc::{SegmentDir, SegmentName};
 pub use user::{KernelRegistry, RowBlock, UserKernel};
+
+/// The column name of frames loaded from `.npy` files and in-memory matrices.
+pub const MATRIX_COLUMN: &str = "x";
 
 /// The environment variable through which a spawned worker learns its role.
 pub const WORKER_ENV: &str = "SHMFRAME_WORKER";
 
-pub(crate) fn encode_worker_env(a: &worker::WorkerArgs) -> String {
-    let dir = match &a.dir {
-        SegmentDir::Shm => String::new(),
-        SegmentDir::Path(p) => p.display().to_string(),
-    };
-    format!(
-        "{}|{}|{}|{}|{}|{}",
-        a.control, a.slot, a.threads, a.parent, a.memory_limit, dir
-    )
-}
-
 /// Call first thing in `main` of any executable used as a spawn-mode worker. When the process
 /// was started as a worker it runs the worker loop and returns `Some(exit code)`; the caller
-/// must exit with it. Otherwise it returns `None` at once.
+/// must exit with it. Otherwise it returns `None` at once. A malformed [`WORKER_ENV`] is
+/// reported on stderr and gives `Some(2)`.
 ///
 /// ```no_run
 /// // First thing in main():
@@ -74,31 +77,15 @@ pub(crate) fn encode_worker_env(a: &worker::WorkerArgs) -> String {
 /// ```
 pub fn spawned_worker_main(registry: &KernelRegistry) -> Option<i32> {
     let v = std::env::var(WORKER_ENV).ok()?;
-    let parts: Vec<&str> = v.splitn(6, '|').collect();
-    if parts.len() != 6 {
-        eprintln!("shmframe worker: malformed {WORKER_ENV}");
-        return Some(2);
-    }
-    let control = SegmentName::parse(parts[0]).ok()?;
-    let slot = parts[1].parse().ok()?;
-    let threads = parts[2].parse().ok()?;
-    let parent: u32 = parts[3].parse().ok()?;
-    let memory_limit = parts[4].parse().ok()?;
-    let dir = if parts[5].is_empty() {
-        SegmentDir::Shm
-    } else {
-        SegmentDir::Path(parts[5].into())
+    let args = match protocol::WorkerArgs::decode(&v) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("shmframe worker: malformed {WORKER_ENV}: {e}");
+            return Some(2);
+        }
     };
-    if !shmframe_ipc::process::die_with_parent(nix::sys::signal::Signal::SIGKILL, parent) {
+    if !shmframe_ipc::process::die_with_parent(nix::sys::signal::Signal::SIGKILL, args.parent) {
         return Some(0);
     }
-    let args = worker::WorkerArgs {
-        control,
-        dir,
-        slot,
-        threads,
-        parent,
-        memory_limit,
-    };
     Some(worker::run(args, std::sync::Arc::new(registry.clone())))
 }

@@ -12,11 +12,11 @@ use arrow_schema::{DataType, Field, Schema};
 use shmframe_ipc::arrow::{ColumnPlan, plan_layout};
 use shmframe_ipc::{CreateOptions, MappedFile, SegmentDir, SegmentName, matrix};
 
-use crate::control::Loc;
-use crate::engine::Engine;
+use crate::coordinator::Engine;
 use crate::error::EngineError;
-use crate::frame::SharedFrame;
+use crate::frame::{Element, SharedFrame};
 use crate::npy::{NpyDtype, parse_header};
+use crate::protocol::Loc;
 
 fn npy_arrow_type(d: NpyDtype) -> DataType {
     match d {
@@ -185,23 +185,32 @@ impl Engine {
         SharedFrame::from_batches(schema, batches, &self.segment_dir(), "batch")
     }
 
-    /// A row-major `f64` matrix (an `ndarray` view), copied once into a segment as column `x`.
-    pub fn frame_from_ndarray_f64(
+    /// A 2-D `ndarray` view of any [`Element`] type, copied once into a segment as the matrix
+    /// column `x` (`FixedSizeList` of `cols` values). A view that is not in standard (C) order
+    /// is copied into that order first.
+    ///
+    /// ```no_run
+    /// let engine = shmframe::Engine::builder().workers(2).build()?;
+    /// let m = ndarray::Array2::<f32>::ones((1000, 16));
+    /// let frame = engine.frame_from_ndarray(m.view())?;
+    /// # Ok::<(), shmframe::EngineError>(())
+    /// ```
+    pub fn frame_from_ndarray<T: Element>(
         &self,
-        m: ndarray::ArrayView2<'_, f64>,
+        m: ndarray::ArrayView2<'_, T>,
     ) -> Result<SharedFrame, EngineError> {
         let (rows, cols) = m.dim();
         let owned;
         let slice = match m.as_slice() {
             Some(s) => s,
             None => {
-                owned = m.iter().copied().collect::<Vec<f64>>();
+                owned = m.iter().copied().collect::<Vec<T>>();
                 &owned
             }
         };
         matrix_into_segment(
             bytemuck::cast_slice(slice),
-            DataType::Float64,
+            T::DATA_TYPE,
             rows,
             Some(cols),
             &self.segment_dir(),
@@ -209,34 +218,11 @@ impl Engine {
         )
     }
 
-    /// A row-major `f32` matrix (an `ndarray` view), copied once into a segment as column `x`.
-    pub fn frame_from_ndarray_f32(
+    /// Row-major values of any [`Element`] type, `cols` per row, copied once into a segment
+    /// as the matrix column `x`.
+    pub fn frame_from_slice<T: Element>(
         &self,
-        m: ndarray::ArrayView2<'_, f32>,
-    ) -> Result<SharedFrame, EngineError> {
-        let (rows, cols) = m.dim();
-        let owned;
-        let slice = match m.as_slice() {
-            Some(s) => s,
-            None => {
-                owned = m.iter().copied().collect::<Vec<f32>>();
-                &owned
-            }
-        };
-        matrix_into_segment(
-            bytemuck::cast_slice(slice),
-            DataType::Float32,
-            rows,
-            Some(cols),
-            &self.segment_dir(),
-            "ndarray",
-        )
-    }
-
-    /// A `Vec`-style row-major `f64` matrix of `cols` columns, copied once into a segment.
-    pub fn frame_from_vec_f64(
-        &self,
-        values: &[f64],
+        values: &[T],
         cols: usize,
     ) -> Result<SharedFrame, EngineError> {
         if cols == 0 || !values.len().is_multiple_of(cols) {
@@ -247,11 +233,11 @@ impl Engine {
         }
         matrix_into_segment(
             bytemuck::cast_slice(values),
-            DataType::Float64,
+            T::DATA_TYPE,
             values.len() / cols,
             Some(cols),
             &self.segment_dir(),
-            "vec",
+            "slice",
         )
     }
 

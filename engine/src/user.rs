@@ -27,6 +27,20 @@ pub enum RowBlock<'a> {
     },
 }
 
+impl<'a> From<(&'a [f32], usize)> for RowBlock<'a> {
+    /// `f32` rows of `cols` values.
+    fn from((data, cols): (&'a [f32], usize)) -> Self {
+        RowBlock::F32 { data, cols }
+    }
+}
+
+impl<'a> From<(&'a [f64], usize)> for RowBlock<'a> {
+    /// `f64` rows of `cols` values.
+    fn from((data, cols): (&'a [f64], usize)) -> Self {
+        RowBlock::F64 { data, cols }
+    }
+}
+
 impl RowBlock<'_> {
     /// Rows in the block.
     pub fn rows(&self) -> usize {

@@ -1,12 +1,15 @@
 //! Engine tests with real forked workers and real segments.
 //!
 //! `harness = false`: libtest runs tests on threads, and the engine (rightly) refuses to fork
-//! a multi-threaded process. This main() runs each test in order on the main thread, prints
-//! one line per test and closes with `N passed, N failed`.
+//! a multi-threaded process. main() lists every test in `common::tests!`, which runs them in
+//! order on the main thread through libtest-mimic (filters and `--list` work as under libtest).
+//! A test function left out of that list is dead code, denied below.
+
+#![deny(dead_code)]
 
 mod common;
 
-use common::{TestFn, TestResult, our_segments};
+use common::{TestResult, our_segments};
 use std::time::Duration;
 
 use arrow_array::{Array, FixedSizeListArray, Float32Array, Float64Array, Int32Array, RecordBatch};
@@ -81,13 +84,11 @@ fn check_all_kernels(
     let x = matrix(rows, cols, rows as u64 * 31 + cols as u64);
     let q: Vec<f64> = matrix(1, cols, 7);
     let f64_frame = engine
-        .frame_from_vec_f64(&x, cols)
+        .frame_from_slice(&x, cols)
         .map_err(|e| e.to_string())?;
     let x32: Vec<f32> = x.iter().map(|v| *v as f32).collect();
     let a32 = ndarray::ArrayView2::from_shape((rows, cols), &x32[..]).unwrap();
-    let f32_frame = engine
-        .frame_from_ndarray_f32(a32)
-        .map_err(|e| e.to_string())?;
+    let f32_frame = engine.frame_from_ndarray(a32).map_err(|e| e.to_string())?;
     let q32: Vec<f32> = q.iter().map(|v| *v as f32).collect();
     let opts = RunOptions {
         chunk_rows: chunk,
@@ -186,7 +187,7 @@ fn killed_worker_still_exact() -> TestResult {
     let (rows, cols) = (50_000, 8);
     let x = matrix(rows, cols, 99);
     let frame = engine
-        .frame_from_vec_f64(&x, cols)
+        .frame_from_slice(&x, cols)
         .map_err(|e| e.to_string())?;
     let pids_before = engine.worker_pids();
     let opts = RunOptions {
@@ -272,9 +273,7 @@ fn user_kernels_and_panics() -> TestResult {
         .build()
         .map_err(|e| e.to_string())?;
     let x = matrix(10_000, 4, 5);
-    let frame = engine
-        .frame_from_vec_f64(&x, 4)
-        .map_err(|e| e.to_string())?;
+    let frame = engine.frame_from_slice(&x, 4).map_err(|e| e.to_string())?;
     match engine.run(Kernel::User("panicky".into()), &frame, "x") {
         Err(EngineError::Kernel {
             kernel, message, ..
@@ -437,9 +436,7 @@ fn chained_jobs_and_empty_round_trips() -> TestResult {
         .build()
         .map_err(|e| e.to_string())?;
     let x = matrix(5000, 6, 3);
-    let frame = engine
-        .frame_from_vec_f64(&x, 6)
-        .map_err(|e| e.to_string())?;
+    let frame = engine.frame_from_slice(&x, 6).map_err(|e| e.to_string())?;
     let unit = engine
         .run(RowKernel::NormalizeL2, &frame, "x")
         .map_err(|e| e.to_string())?;
@@ -512,10 +509,10 @@ fn recycled_outputs() -> TestResult {
             .build()
             .map_err(|e| e.to_string())?;
         let fa = engine
-            .frame_from_vec_f64(&a, cols)
+            .frame_from_slice(&a, cols)
             .map_err(|e| e.to_string())?;
         let fb = engine
-            .frame_from_vec_f64(&b, cols)
+            .frame_from_slice(&b, cols)
             .map_err(|e| e.to_string())?;
         let (out, stats) = run(&engine, &fa)?;
         let made = outs();
@@ -642,7 +639,7 @@ fn recycled_outputs() -> TestResult {
         .build()
         .map_err(|e| e.to_string())?;
     let fa = engine
-        .frame_from_vec_f64(&a, cols)
+        .frame_from_slice(&a, cols)
         .map_err(|e| e.to_string())?;
     let base = outs().len();
     for _ in 0..3 {
@@ -664,9 +661,7 @@ fn deadline_cancels_and_pool_recovers() -> TestResult {
         .build()
         .map_err(|e| e.to_string())?;
     let x = matrix(20_000, 4, 1);
-    let frame = engine
-        .frame_from_vec_f64(&x, 4)
-        .map_err(|e| e.to_string())?;
+    let frame = engine.frame_from_slice(&x, 4).map_err(|e| e.to_string())?;
     let opts = RunOptions {
         chunk_rows: Some(64),
         deadline: Some(Duration::from_millis(50)),
@@ -702,7 +697,7 @@ fn drop_leaves_nothing() -> TestResult {
             .map_err(|e| e.to_string())?;
         pids = engine.worker_pids();
         let frame = engine
-            .frame_from_vec_f64(&matrix(100, 2, 1), 2)
+            .frame_from_slice(&matrix(100, 2, 1), 2)
             .map_err(|e| e.to_string())?;
         let _out = engine
             .run(RowKernel::L2, &frame, "x")
@@ -721,16 +716,15 @@ fn drop_leaves_nothing() -> TestResult {
 }
 
 fn spawn_mode() -> TestResult {
-    let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_shmframe"));
+    // This test binary is its own worker executable: main() starts with spawned_worker_main.
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let engine = Engine::builder()
         .workers(2)
         .start_method(StartMethod::Spawn { exe: Some(exe) })
         .build()
         .map_err(|e| e.to_string())?;
     let x = matrix(10_000, 8, 11);
-    let frame = engine
-        .frame_from_vec_f64(&x, 8)
-        .map_err(|e| e.to_string())?;
+    let frame = engine.frame_from_slice(&x, 8).map_err(|e| e.to_string())?;
     let out = engine
         .run(RowKernel::L1, &frame, "x")
         .map_err(|e| e.to_string())?;
@@ -801,7 +795,7 @@ fn all_workers_killed_at_once_recovers() -> TestResult {
     let (rows, cols) = (40_000, 4);
     let x = matrix(rows, cols, 21);
     let frame = engine
-        .frame_from_vec_f64(&x, cols)
+        .frame_from_slice(&x, cols)
         .map_err(|e| e.to_string())?;
     let mut want = vec![0.0; rows];
     apply_rows(&RowKernel::L2, Accumulate::F64, &x, cols, None, &mut want).unwrap();
@@ -839,9 +833,7 @@ fn stopped_worker_hits_deadline_and_is_replaced() -> TestResult {
         .build()
         .map_err(|e| e.to_string())?;
     let x = matrix(20_000, 4, 2);
-    let frame = engine
-        .frame_from_vec_f64(&x, 4)
-        .map_err(|e| e.to_string())?;
+    let frame = engine.frame_from_slice(&x, 4).map_err(|e| e.to_string())?;
     let victim = engine.worker_pids()[0];
     let mut stopper = kill_later(&[victim], "STOP", 20);
     let opts = RunOptions {
@@ -886,9 +878,7 @@ fn memory_hog_fails_the_job_not_the_pool() -> TestResult {
         .build()
         .map_err(|e| e.to_string())?;
     let x = matrix(1000, 4, 3);
-    let frame = engine
-        .frame_from_vec_f64(&x, 4)
-        .map_err(|e| e.to_string())?;
+    let frame = engine.frame_from_slice(&x, 4).map_err(|e| e.to_string())?;
     match engine.run(Kernel::User("hog".into()), &frame, "x") {
         // Every chunk kills its worker: either the same chunk twice (ChunkKillsWorkers) or
         // too many deaths in the job (WorkersDied) ends it, whichever comes first.
@@ -931,7 +921,7 @@ fn many_small_jobs_do_not_grow() -> TestResult {
         .build()
         .map_err(|e| e.to_string())?;
     let frame = engine
-        .frame_from_vec_f64(&matrix(64, 4, 4), 4)
+        .frame_from_slice(&matrix(64, 4, 4), 4)
         .map_err(|e| e.to_string())?;
     for _ in 0..1000 {
         engine.run_empty().map_err(|e| e.to_string())?;
@@ -957,39 +947,89 @@ fn many_small_jobs_do_not_grow() -> TestResult {
     Ok(())
 }
 
+/// The typed reads of a frame: `values` and `matrix` point into the segment (no copy), a
+/// column of another type is refused by name, and `Debug` summarises instead of printing
+/// values. Frames from `frame_from_slice` / `frame_from_ndarray` of f32 and f64 agree.
+fn typed_reads_and_debug() -> TestResult {
+    let engine = Engine::builder()
+        .workers(2)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let (rows, cols) = (3000usize, 5usize);
+    let x = matrix(rows, cols, 31);
+    let frame = engine
+        .frame_from_slice(&x, cols)
+        .map_err(|e| e.to_string())?;
+    let m = frame.matrix::<f64>("x").map_err(|e| e.to_string())?;
+    if m.dim() != (rows, cols) || m[[1, 2]] != x[cols + 2] {
+        return Err("matrix view differs from the input".into());
+    }
+    let flat = frame.values::<f64>("x").map_err(|e| e.to_string())?;
+    if flat != x.as_slice() {
+        return Err("values differ from the input".into());
+    }
+    // Zero copy: the slice lies inside the frame's mapping.
+    let base = frame.batch().column(0).to_data().child_data()[0].buffers()[0].as_ptr() as usize;
+    if flat.as_ptr() as usize != base {
+        return Err("values are not a view of the segment".into());
+    }
+    let norms = engine
+        .run(RowKernel::L2, &frame, "x")
+        .map_err(|e| e.to_string())?;
+    let got = norms.values::<f64>("l2_norm").map_err(|e| e.to_string())?;
+    if got != out_f64(&norms).as_slice()
+        || norms
+            .matrix::<f64>("l2_norm")
+            .map_err(|e| e.to_string())?
+            .dim()
+            != (rows, 1)
+    {
+        return Err("typed read of the output differs from the Arrow downcast".into());
+    }
+    match norms.values::<f32>("l2_norm") {
+        Err(EngineError::ColumnType { column, .. }) if column == "l2_norm" => {}
+        other => return Err(format!("a wrong-type read gave {other:?}")),
+    }
+    let x32: Vec<f32> = x.iter().map(|v| *v as f32).collect();
+    let a = engine
+        .frame_from_ndarray(ndarray::ArrayView2::from_shape((rows, cols), &x32).unwrap())
+        .map_err(|e| e.to_string())?;
+    let b = engine
+        .frame_from_slice(&x32, cols)
+        .map_err(|e| e.to_string())?;
+    if a.values::<f32>("x").map_err(|e| e.to_string())?
+        != b.values::<f32>("x").map_err(|e| e.to_string())?
+    {
+        return Err("ndarray and slice frames differ".into());
+    }
+    let dbg = format!("{frame:?}");
+    if !dbg.contains("rows: 3000") || !dbg.contains("segment") || dbg.len() > 300 {
+        return Err(format!("Debug is not a summary: {dbg}"));
+    }
+    Ok(())
+}
+
 fn main() {
-    let tests: Vec<(&str, TestFn)> = vec![
-        ("kernels_match_reference", kernels_match_reference),
-        ("killed_worker_still_exact", killed_worker_still_exact),
-        ("user_kernels_and_panics", user_kernels_and_panics),
-        ("nulls_and_columns", nulls_and_columns),
-        ("u8_matrices_widen_to_f64", u8_matrices_widen_to_f64),
-        (
-            "chained_jobs_and_empty_round_trips",
-            chained_jobs_and_empty_round_trips,
-        ),
-        (
-            "deadline_cancels_and_pool_recovers",
-            deadline_cancels_and_pool_recovers,
-        ),
-        ("recycled_outputs", recycled_outputs),
-        ("drop_leaves_nothing", drop_leaves_nothing),
-        ("spawn_mode", spawn_mode),
-        (
-            "all_workers_killed_at_once_recovers",
-            all_workers_killed_at_once_recovers,
-        ),
-        (
-            "stopped_worker_hits_deadline_and_is_replaced",
-            stopped_worker_hits_deadline_and_is_replaced,
-        ),
-        (
-            "memory_hog_fails_the_job_not_the_pool",
-            memory_hog_fails_the_job_not_the_pool,
-        ),
-        ("many_small_jobs_do_not_grow", many_small_jobs_do_not_grow),
+    if let Some(code) = shmframe::spawned_worker_main(&shmframe::KernelRegistry::new()) {
+        std::process::exit(code);
+    }
+    common::tests![
+        kernels_match_reference,
+        typed_reads_and_debug,
+        killed_worker_still_exact,
+        user_kernels_and_panics,
+        nulls_and_columns,
+        u8_matrices_widen_to_f64,
+        chained_jobs_and_empty_round_trips,
+        deadline_cancels_and_pool_recovers,
+        recycled_outputs,
+        drop_leaves_nothing,
+        spawn_mode,
+        all_workers_killed_at_once_recovers,
+        stopped_worker_hits_deadline_and_is_replaced,
+        memory_hog_fails_the_job_not_the_pool,
+        many_small_jobs_do_not_grow,
         // Last: it starts a thread, after which this process may no longer fork.
-        ("fork_refused_when_threaded", fork_refused_when_threaded),
+        fork_refused_when_threaded,
     ];
-    common::run(tests);
 }

@@ -1,12 +1,12 @@
 """Interoperability check of shmframe's .npy reader and writer against real numpy.
 
-Run by the `npy::tests::interoperates_with_real_numpy` unit test (engine/src/npy.rs):
+Run by the `npy::tests::interoperates_with_real_numpy` unit test (engine/src/npy/tests.rs):
 
     python npy_numpy.py write DIR   # numpy writes np_*.npy and bad_*.npy files into DIR
     python npy_numpy.py check DIR   # numpy loads the rs_*.npy files shmframe wrote into DIR
 
 Element i (flat, C order) of every test array is a fixed formula of i, the same in
-npy.rs, so each side checks the other's values without exchanging them.
+npy/, so each side checks the other's values without exchanging them.
 """
 
 import sys

@@ -1,7 +1,7 @@
 """pyarrow reads the pixels of an image job: the `--tensor-out` Arrow file of `shmframe
 resize`, and the job's live output segment in /dev/shm, in place.
 
-Driven by `engine/tests/images.rs` (`cargo test -p shmframe --test images -- pyarrow`), which
+Driven by `engine/tests/images.rs` (`cargo test -p shmframe-cli --test images -- pyarrow`), which
 resizes the same images in process (keeping the output frames alive) and through the command,
 then runs this file under pytest with
 
@@ -34,7 +34,7 @@ def _env(name):
     v = os.environ.get(name)
     if not v:
         pytest.skip(
-            f"{name} unset: run `cargo test -p shmframe --test images -- pyarrow`, which makes "
+            f"{name} unset: run `cargo test -p shmframe-cli --test images -- pyarrow`, which makes "
             "the frames and runs this file"
         )
     return v

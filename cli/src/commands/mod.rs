@@ -3,6 +3,7 @@
 pub(crate) mod demo;
 pub(crate) mod generate;
 pub(crate) mod load;
+#[cfg(feature = "image")]
 pub(crate) mod resize;
 pub(crate) mod run;
 pub(crate) mod segments;

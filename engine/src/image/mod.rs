@@ -19,17 +19,18 @@
 //! fails alone: every other image is still done.
 
 pub(crate) mod codec;
-mod job;
+pub(crate) mod files;
 mod jpeg_reduced;
 pub(crate) mod pipeline;
+mod report;
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 pub use codec::{ImageError, encode_image, resize_image};
-pub use job::{ImageFailure, ResizeOutput, StageTimes, list_image_files};
-pub(crate) use pipeline::ResizeDesc;
+pub use files::list_image_files;
+pub use report::{ImageFailure, ResizeOutput, StageTimes};
 
 /// How the source is fitted into the target size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -114,7 +115,7 @@ pub struct ResizeSpec {
     /// Pillow's `draft` does; 0 disables the reduced decode).
     pub min_oversample: f32,
     /// JPEG only: progressive JPEGs are decoded by shmframe's own reader of their first scans
-    /// (`image/jpeg_reduced.rs`) instead of by libjpeg, which must decode every scan first, at
+    /// (`image/jpeg_reduced/`) instead of by libjpeg, which must decode every scan first, at
     /// the smallest scale (1/8, 1/4, 1/2) that keeps at least this many decoded pixels per
     /// resampled pixel along each axis (default 1.0, Pillow `draft`'s rule):
     /// - at 1/8, from the DC scans alone: the same luma as libjpeg's 1/8-scale decode;

@@ -24,7 +24,7 @@ use shmframe_ipc::sync::atomic::Ordering;
 
 use super::codec::{Codec, ImageError};
 use super::{EncodeSpec, ResizeSpec};
-use crate::control::BufRef;
+use crate::protocol::BufRef;
 
 /// Bytes of scratch per image.
 pub(crate) const ROW_BYTES: usize = 256;
@@ -43,17 +43,6 @@ pub(crate) struct BinaryRef {
     pub(crate) values: BufRef,
     /// 64-bit offsets (`LargeBinary`/`LargeUtf8`) rather than 32-bit.
     pub(crate) large: bool,
-}
-
-/// The image part of a job descriptor.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct ResizeDesc {
-    pub(crate) spec: ResizeSpec,
-    pub(crate) encode: Option<EncodeSpec>,
-    pub(crate) bytes: BinaryRef,
-    pub(crate) paths: Option<BinaryRef>,
-    /// Name of the scratch region (a control-kind segment).
-    pub(crate) scratch: String,
 }
 
 /// Value `row` of a binary column given its offsets and values bytes.
@@ -178,11 +167,14 @@ fn write_atomically(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Everything a worker needs for rows of one image job.
 pub(crate) struct RowsInput<'a> {
-    pub(crate) desc: &'a ResizeDesc,
-    /// Offsets and values bytes of the encoded images.
-    pub(crate) bytes: (&'a [u8], &'a [u8]),
-    /// Offsets and values bytes of the paths, if any.
-    pub(crate) paths: Option<(&'a [u8], &'a [u8])>,
+    /// Size, fit, filter.
+    pub(crate) spec: &'a ResizeSpec,
+    /// Output files, if any.
+    pub(crate) encode: Option<&'a EncodeSpec>,
+    /// Offsets and values bytes of the encoded images, and whether the offsets are 64-bit.
+    pub(crate) bytes: (&'a [u8], &'a [u8], bool),
+    /// Offsets and values bytes of the paths, if any, and whether the offsets are 64-bit.
+    pub(crate) paths: Option<(&'a [u8], &'a [u8], bool)>,
     pub(crate) scratch: &'a SharedRegion,
 }
 
@@ -196,7 +188,7 @@ pub(crate) fn run_rows(
     r0: usize,
     r1: usize,
 ) -> Result<(), String> {
-    let spec = &input.desc.spec;
+    let spec = input.spec;
     let per = spec.image_bytes();
     for row in r0..r1 {
         let base = row * ROW_BYTES;
@@ -204,10 +196,9 @@ pub(crate) fn run_rows(
         if words[0].load(Ordering::Acquire) != PENDING {
             continue; // done before this chunk was redone (or failed at load time)
         }
-        let bytes = binary_value(input.bytes.0, input.bytes.1, input.desc.bytes.large, row)?;
+        let bytes = binary_value(input.bytes.0, input.bytes.1, input.bytes.2, row)?;
         let path = match input.paths {
-            Some((o, v)) => {
-                let large = input.desc.paths.as_ref().is_some_and(|p| p.large);
+            Some((o, v, large)) => {
                 Some(String::from_utf8_lossy(binary_value(o, v, large, row)?).into_owned())
             }
             None => None,
@@ -228,7 +219,7 @@ pub(crate) fn run_rows(
             record_failure(input.scratch, row, &e.to_string());
             continue;
         }
-        if let Some(enc) = &input.desc.encode {
+        if let Some(enc) = input.encode {
             let t1 = Instant::now();
             let encoded = match codec.encode(pixels, spec, enc.format) {
                 Ok(b) => b,

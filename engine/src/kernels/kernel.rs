@@ -8,7 +8,7 @@ use std::str::FromStr;
 ///
 /// See the [module documentation](super) for the exact semantics of each
 /// kernel on empty rows, NaN and infinities.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RowKernel {
     /// Sum of absolute values.
     L1,
@@ -51,7 +51,7 @@ pub struct ParseRowKernelError {
 }
 
 impl RowKernel {
-    /// The CLI names of all kernels, in [`RowKernel::id`] order.
+    /// The CLI names of all kernels, in declaration order.
     pub const NAMES: [&'static str; 12] = [
         "l1-norm",
         "l2-norm",
@@ -93,12 +93,9 @@ impl RowKernel {
         }
     }
 
-    /// A stable numeric id for job descriptors in shared memory.
-    ///
-    /// Ids are 1-based so that a zeroed descriptor never names a kernel;
-    /// they never change once released. `ddof` travels separately (see
-    /// [`RowKernel::ddof`]).
-    pub fn id(&self) -> u32 {
+    /// The kernel's place in [`RowKernel::NAMES`], 1-based. (Job descriptors carry the
+    /// kernel itself, serialised; this only orders the names.)
+    pub(crate) fn id(&self) -> u32 {
         match self {
             Self::L1 => 1,
             Self::L2 => 2,
@@ -117,7 +114,7 @@ impl RowKernel {
 
     /// The kernel with the given [`RowKernel::id`]; `ddof` is used by
     /// `Var` and `Std` and ignored otherwise. `None` for an unknown id.
-    pub fn from_id(id: u32, ddof: u32) -> Option<Self> {
+    pub(crate) fn from_id(id: u32, ddof: u32) -> Option<Self> {
         Some(match id {
             1 => Self::L1,
             2 => Self::L2,
@@ -163,7 +160,9 @@ impl FromStr for RowKernel {
 ///
 /// `f64` input always accumulates in `f64`; min, max and the L-infinity norm
 /// are exact and ignore this setting.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Accumulate {
     /// Widen each element to `f64`, accumulate in `f64`, round the result
     /// once to the element type. The default.
@@ -176,9 +175,9 @@ pub enum Accumulate {
 }
 
 impl Accumulate {
-    /// A stable numeric id for job descriptors (1-based, like
-    /// [`RowKernel::id`]).
-    pub fn id(self) -> u32 {
+    /// A 1-based number, like [`RowKernel::id`].
+    #[cfg(test)]
+    pub(crate) fn id(self) -> u32 {
         match self {
             Self::F64 => 1,
             Self::Native => 2,
@@ -186,7 +185,8 @@ impl Accumulate {
     }
 
     /// The mode with the given [`Accumulate::id`], or `None`.
-    pub fn from_id(id: u32) -> Option<Self> {
+    #[cfg(test)]
+    pub(crate) fn from_id(id: u32) -> Option<Self> {
         match id {
             1 => Some(Self::F64),
             2 => Some(Self::Native),

@@ -2,18 +2,61 @@
 //! ones, a reproducible generator, and image encoders.
 //!
 //! The engine forks its workers and refuses to in a multi-threaded process, so these binaries
-//! run their tests in order on the main thread instead of under libtest. The runner prints one
-//! line per test and closes with `N passed, N failed` (what CI reads).
+//! do not use libtest's threaded runner. Each `main` lists its tests once, in [`tests!`], which
+//! runs them through `libtest-mimic` with one test thread: in order, one at a time, on the main
+//! thread. Filtering by name, `--list` and libtest's closing `test result: ...` line (what CI
+//! reads) work as under libtest. Each binary denies `dead_code`, so a test function left out of
+//! the list does not compile.
 
 #![allow(dead_code)] // each binary uses part of it
 
 use std::path::Path;
-use std::time::Instant;
 
 /// A test's outcome: `Err` carries the failure message.
 pub(crate) type TestResult = Result<(), String>;
-/// A test.
-pub(crate) type TestFn = fn() -> TestResult;
+
+/// Runs the named test functions (each `fn() -> TestResult`) in the order given, then the leak
+/// check, and exits: `tests![first_test, second_test]`. Use it once, in `main`.
+#[allow(unused_macros)] // `cli` runs under libtest
+macro_rules! tests {
+    ($($name:ident),+ $(,)?) => {
+        $crate::common::run_tests(::std::vec![
+            $($crate::common::trial(::std::stringify!($name), $name)),+
+        ])
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use tests;
+
+/// The trial `name` of [`tests!`]: runs `f`, whose `Err` message fails it.
+pub(crate) fn trial(name: &str, f: fn() -> TestResult) -> libtest_mimic::Trial {
+    libtest_mimic::Trial::test(name, move || f().map_err(Into::into))
+}
+
+/// What [`tests!`] expands to: parses the libtest arguments, forces one test thread, runs
+/// `trials` in order (those the filter keeps) and then `no_leaked_segments`, prints libtest's
+/// summary and exits with 0, or 101 if a test failed.
+pub(crate) fn run_tests(mut trials: Vec<libtest_mimic::Trial>) -> ! {
+    let mut names: Vec<&str> = trials.iter().map(libtest_mimic::Trial::name).collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        panic!("test {} is listed twice", w[0]);
+    }
+    let mut args = libtest_mimic::Arguments::from_args();
+    // With one thread libtest-mimic runs each trial on the calling (main) thread, in order;
+    // any other count starts a thread pool, after which the engine may no longer fork.
+    args.test_threads = Some(1);
+    // Last: every segment the tests above created must be gone.
+    trials.push(libtest_mimic::Trial::test("no_leaked_segments", || {
+        let left = our_segments();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{left:?}").into())
+        }
+    }));
+    libtest_mimic::run(&args, trials).exit()
+}
 
 /// A small xorshift generator: reproducible test data without a dependency.
 pub(crate) struct Rng(pub(crate) u64);
@@ -74,42 +117,6 @@ pub(crate) fn our_segments() -> Vec<String> {
         .unwrap_or_default();
     v.sort();
     v
-}
-
-/// Runs `tests` in order (those whose name contains a command-line filter, if any are given),
-/// then the leak check, prints the summary and exits with 0 or 1.
-pub(crate) fn run(tests: Vec<(&str, TestFn)>) -> ! {
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let (mut passed, mut failed) = (0, 0);
-    for (name, f) in tests {
-        if !filter.is_empty() && !filter.iter().any(|p| name.contains(p.as_str())) {
-            continue;
-        }
-        let t = Instant::now();
-        match std::panic::catch_unwind(f).unwrap_or_else(|_| Err("panicked".into())) {
-            Ok(()) => {
-                passed += 1;
-                println!("test {name} ... ok ({:.1} s)", t.elapsed().as_secs_f64());
-            }
-            Err(e) => {
-                failed += 1;
-                println!("test {name} ... FAILED: {e}");
-            }
-        }
-    }
-    let left = our_segments();
-    if left.is_empty() {
-        passed += 1;
-        println!("test no_leaked_segments ... ok");
-    } else {
-        failed += 1;
-        println!("test no_leaked_segments ... FAILED: {left:?}");
-    }
-    println!("{passed} passed, {failed} failed");
-    std::process::exit(i32::from(failed != 0));
 }
 
 /// PNG bytes of `px` (`w` x `h`, pixels of `color`), through the `image` crate.
