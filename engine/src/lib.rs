@@ -19,7 +19,7 @@
 //!
 //! ## The operation model
 //!
-//! Every kind of job (a built-in row kernel, a user kernel, an image batch)
+//! Every kind of job (a built-in row kernel, a user kernel, `count_nonzero`, an image batch)
 //! is one module of `ops/` with two halves: the **plan** half runs in the coordinator (checks
 //! the inputs, lays out the output segment, writes a descriptor) and the **execute** half runs
 //! in a worker for each chunk of rows it claims. The shared job loop between them (posting,

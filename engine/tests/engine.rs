@@ -1009,12 +1009,131 @@ fn typed_reads_and_debug() -> TestResult {
     Ok(())
 }
 
+/// The demonstration operation of the core redesign: `count_nonzero` over f64, f32, u8 and
+/// i32 matrices (zeros, -0.0, NaN, chunk edges, a killed worker), null rows kept, a
+/// primitive column refused.
+fn count_nonzero_operation() -> TestResult {
+    let engine = Engine::builder()
+        .workers(2)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let (rows, cols) = (5000usize, 7usize);
+    let mut r = lcg(21);
+    let x: Vec<f64> = (0..rows * cols)
+        .map(|i| match i % 11 {
+            0 => 0.0,
+            3 => -0.0,
+            5 => f64::NAN,
+            _ if r() < 0.3 => 0.0,
+            _ => 1.5,
+        })
+        .collect();
+    let want: Vec<u64> = x
+        .chunks(cols)
+        .map(|row| row.iter().filter(|v| **v != 0.0).count() as u64)
+        .collect();
+    let opts = RunOptions {
+        chunk_rows: Some(64),
+        ..Default::default()
+    };
+    let f64_frame = engine
+        .frame_from_slice(&x, cols)
+        .map_err(|e| e.to_string())?;
+    let x32: Vec<f32> = x.iter().map(|v| *v as f32).collect();
+    let f32_frame = engine
+        .frame_from_slice(&x32, cols)
+        .map_err(|e| e.to_string())?;
+    let xu8: Vec<u8> = x.iter().map(|v| u8::from(*v != 0.0)).collect();
+    let u8_frame = engine
+        .frame_from_ndarray(ndarray::ArrayView2::from_shape((rows, cols), &xu8).unwrap())
+        .map_err(|e| e.to_string())?;
+    let xi32: Vec<i32> = x.iter().map(|v| i32::from(*v != 0.0) * -3).collect();
+    let i32_frame = engine
+        .frame_from_slice(&xi32, cols)
+        .map_err(|e| e.to_string())?;
+    for (what, frame) in [
+        ("f64", &f64_frame),
+        ("f32", &f32_frame),
+        ("u8", &u8_frame),
+        ("i32", &i32_frame),
+    ] {
+        let (out, stats) = engine
+            .count_nonzero(frame, "x", &opts)
+            .map_err(|e| e.to_string())?;
+        if stats.chunks != rows.div_ceil(64) {
+            return Err(format!("{what}: {} chunks", stats.chunks));
+        }
+        let got = out
+            .values::<u64>("count_nonzero")
+            .map_err(|e| e.to_string())?;
+        if got != want.as_slice() {
+            return Err(format!("{what}: counts differ from the reference"));
+        }
+    }
+    // A worker killed mid-job: the counts are still exact.
+    // Worker 1 dies after writing its third chunk (both workers get chunks: each sleeps a
+    // little after every chunk, as in killed_worker_still_exact).
+    let killed = RunOptions {
+        chunk_rows: Some(64),
+        test_kill_worker_after_chunks: Some((1, 3)),
+        test_chunk_sleep: Some(Duration::from_micros(300)),
+        ..Default::default()
+    };
+    let (out, stats) = engine
+        .count_nonzero(&f64_frame, "x", &killed)
+        .map_err(|e| e.to_string())?;
+    if stats.worker_deaths != 1
+        || out
+            .values::<u64>("count_nonzero")
+            .map_err(|e| e.to_string())?
+            != want
+    {
+        return Err(format!(
+            "killed worker: {} deaths or wrong counts",
+            stats.worker_deaths
+        ));
+    }
+    // Null rows stay null; the typed accessors refuse the wrong type, by name.
+    let list = FixedSizeListArray::try_new(
+        std::sync::Arc::new(arrow_schema::Field::new(
+            "item",
+            arrow_schema::DataType::Float64,
+            false,
+        )),
+        2,
+        std::sync::Arc::new(Float64Array::from(vec![1.0, 0.0, 0.0, 0.0, 2.0, 3.0])),
+        Some(vec![true, true, false].into()),
+    )
+    .unwrap();
+    let batch = RecordBatch::try_from_iter([("m", std::sync::Arc::new(list) as _)]).unwrap();
+    let frame = engine
+        .frame_from_batches(&[batch])
+        .map_err(|e| e.to_string())?;
+    let (out, _) = engine
+        .count_nonzero(&frame, "m", &RunOptions::default())
+        .map_err(|e| e.to_string())?;
+    let col = out.batch().column(0);
+    if col.null_count() != 1
+        || !col.is_null(2)
+        || out.values::<u64>("count_nonzero").unwrap()[..2] != [1, 0]
+    {
+        return Err("null rows not kept".into());
+    }
+    // Not a matrix: refused with the column named.
+    match engine.count_nonzero(&out, "count_nonzero", &RunOptions::default()) {
+        Err(EngineError::Input { what, .. }) if what.contains("count_nonzero") => {}
+        other => return Err(format!("a primitive column gave {other:?}")),
+    }
+    Ok(())
+}
+
 fn main() {
     if let Some(code) = shmframe::spawned_worker_main(&shmframe::KernelRegistry::new()) {
         std::process::exit(code);
     }
     common::tests![
         kernels_match_reference,
+        count_nonzero_operation,
         typed_reads_and_debug,
         killed_worker_still_exact,
         user_kernels_and_panics,

@@ -185,6 +185,19 @@ impl Engine {
         self.run_planned(planned, opts)
     }
 
+    /// The number of non-zero values in each row of the matrix column `column` (any
+    /// primitive element type; NaN counts as non-zero), as a `UInt64` column named
+    /// `count_nonzero` (or `opts.output_name`). Null rows stay null.
+    pub fn count_nonzero(
+        &self,
+        frame: &SharedFrame,
+        column: &str,
+        opts: &RunOptions,
+    ) -> Result<(SharedFrame, JobStats), EngineError> {
+        let planned = ops::plan_count_nonzero(&self.plan_ctx(), frame, column, opts)?;
+        self.run_planned(planned, opts)
+    }
+
     /// Unlinks the dropped job outputs this engine keeps for reuse (see
     /// [`EngineBuilder::recycle_outputs`]); returns the bytes released.
     pub fn release_recycled(&self) -> u64 {

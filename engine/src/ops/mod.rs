@@ -14,6 +14,7 @@
 //! `crate::coordinator::api`).
 
 mod context;
+mod count_nonzero;
 mod empty;
 mod input;
 mod output;
@@ -27,6 +28,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use context::{Chunk, Locals, Mapped, Mappings, Prepare, WorkerError, cast, cast_mut};
+pub(crate) use count_nonzero::plan as plan_count_nonzero;
 pub(crate) use empty::plan as plan_empty;
 pub(crate) use input::require_columns;
 pub(crate) use output::RowOutputs;
@@ -120,6 +122,7 @@ operations! {
     Empty => empty::Empty,
     Row => row::RowOp,
     User => user::UserOp,
+    CountNonzero => count_nonzero::CountNonzero,
     #[cfg(feature = "image")]
     Resize => resize::ResizeOp,
 }
