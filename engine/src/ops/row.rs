@@ -235,6 +235,16 @@ pub(crate) struct Prepared {
     query: Option<Mapped>,
 }
 
+impl Prepared {
+    /// The query vector as elements of `T`, if the kernel takes one.
+    fn query<T: bytemuck::Pod>(&self) -> Result<Option<&[T]>, WorkerError> {
+        self.query
+            .as_ref()
+            .map(|q| q.typed::<T>("query"))
+            .transpose()
+    }
+}
+
 impl Operation for RowOp {
     type Prepared = Prepared;
 
@@ -255,93 +265,97 @@ impl Operation for RowOp {
     }
 
     fn execute(&self, job: &Prepared, cx: &Chunk<'_>, out: &mut [u8]) -> Result<(), WorkerError> {
-        let (r0, r1) = (cx.rows.start, cx.rows.end);
         match &self.input {
-            RowInput::Matrix(m) => {
-                let cols = m.cols;
-                let width = if self.kernel.output_is_matrix() {
-                    cols
-                } else {
-                    1
-                };
-                let input = &job.input[0];
-                match m.dtype {
-                    Dtype::F64 => {
-                        self.floats::<f64>(input, job.query.as_ref(), cols, width, cx, out)
-                    }
-                    Dtype::F32 => {
-                        self.floats::<f32>(input, job.query.as_ref(), cols, width, cx, out)
-                    }
-                    Dtype::U8 => {
-                        let x = &input.bytes()[r0 * cols..r1 * cols];
-                        let q = job
-                            .query
-                            .as_ref()
-                            .map(|q| q.typed::<f64>("query"))
-                            .transpose()?;
-                        let o = cast_mut::<f64>(out, "output")?;
-                        // Widened to f64 a block of rows at a time.
-                        let step = (WIDEN_BLOCK_ELEMENTS / cols.max(1)).max(1);
-                        cx.par_rows(o, width, |lo, hi, o| {
-                            let mut buf = Vec::with_capacity(step.min(hi - lo) * cols);
-                            for b in (lo..hi).step_by(step) {
-                                let e = (b + step).min(hi);
-                                buf.clear();
-                                buf.extend(x[b * cols..e * cols].iter().map(|&v| f64::from(v)));
-                                let ob = &mut o[(b - lo) * width..(e - lo) * width];
-                                row_kernel(&self.kernel, Accumulate::F64, &buf, cols, q, ob)?;
-                            }
-                            Ok(())
-                        })
-                    }
-                    other => Err(WorkerError::Unsupported(format!(
-                        "row kernels take f32, f64 or u8 matrices, not {other:?}"
-                    ))),
-                }
-            }
-            RowInput::Columns(cols) => {
-                let raw = cols
-                    .iter()
-                    .zip(&job.input)
-                    .map(|(c, m)| {
-                        let w = c.dtype.width();
-                        (c.dtype, &m.bytes()[r0 * w..r1 * w])
-                    })
-                    .collect::<Vec<_>>();
-                let q = job
-                    .query
-                    .as_ref()
-                    .map(|q| q.typed::<f64>("query"))
-                    .transpose()?;
-                let o = cast_mut::<f64>(out, "output")?;
-                cx.par_rows(o, 1, |lo, hi, o| {
-                    let sub = raw
-                        .iter()
-                        .map(|(dt, b)| column_slice(*dt, &b[lo * dt.width()..hi * dt.width()]))
-                        .collect::<Result<Vec<ColumnSlice<'_>>, _>>()?;
-                    Ok(apply_columns(&self.kernel, &sub, q, o)?)
-                })
-            }
+            RowInput::Matrix(m) => match m.dtype {
+                Dtype::F64 => self.floats::<f64>(job, m.cols, cx, out),
+                Dtype::F32 => self.floats::<f32>(job, m.cols, cx, out),
+                Dtype::U8 => self.widened_u8(job, m.cols, cx, out),
+                other => Err(WorkerError::Unsupported(format!(
+                    "row kernels take f32, f64 or u8 matrices, not {other:?}"
+                ))),
+            },
+            RowInput::Columns(cols) => self.across_columns(job, cols, cx, out),
         }
     }
 }
 
 impl RowOp {
+    /// Values per output row for rows of `cols` values.
+    fn width(&self, cols: usize) -> usize {
+        if self.kernel.output_is_matrix() {
+            cols
+        } else {
+            1
+        }
+    }
+
     /// The one path for `f32` and `f64` matrices.
     fn floats<T: Float + bytemuck::Pod>(
         &self,
-        input: &Mapped,
-        query: Option<&Mapped>,
+        job: &Prepared,
         cols: usize,
-        width: usize,
         cx: &Chunk<'_>,
         out: &mut [u8],
     ) -> Result<(), WorkerError> {
-        let x = &input.typed::<T>("input")?[cx.rows.start * cols..cx.rows.end * cols];
-        let q = query.map(|q| q.typed::<T>("query")).transpose()?;
+        let x = &job.input[0].typed::<T>("input")?[cx.rows.start * cols..cx.rows.end * cols];
+        let q = job.query::<T>()?;
         let o = cast_mut::<T>(out, "output")?;
-        cx.par_rows(o, width, |lo, hi, o| {
+        cx.par_rows(o, self.width(cols), |lo, hi, o| {
             row_kernel(&self.kernel, self.acc, &x[lo * cols..hi * cols], cols, q, o)
+        })
+    }
+
+    /// `u8` matrices (image tensors): widened to `f64` a block of rows at a time.
+    fn widened_u8(
+        &self,
+        job: &Prepared,
+        cols: usize,
+        cx: &Chunk<'_>,
+        out: &mut [u8],
+    ) -> Result<(), WorkerError> {
+        let x = &job.input[0].bytes()[cx.rows.start * cols..cx.rows.end * cols];
+        let q = job.query::<f64>()?;
+        let o = cast_mut::<f64>(out, "output")?;
+        let width = self.width(cols);
+        let step = (WIDEN_BLOCK_ELEMENTS / cols.max(1)).max(1);
+        cx.par_rows(o, width, |lo, hi, o| {
+            let mut buf = Vec::with_capacity(step.min(hi - lo) * cols);
+            for b in (lo..hi).step_by(step) {
+                let e = (b + step).min(hi);
+                buf.clear();
+                buf.extend(x[b * cols..e * cols].iter().map(|&v| f64::from(v)));
+                let ob = &mut o[(b - lo) * width..(e - lo) * width];
+                row_kernel(&self.kernel, Accumulate::F64, &buf, cols, q, ob)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// A scalar kernel across primitive columns of any element type: `f64` out.
+    fn across_columns(
+        &self,
+        job: &Prepared,
+        cols: &[ColumnRef],
+        cx: &Chunk<'_>,
+        out: &mut [u8],
+    ) -> Result<(), WorkerError> {
+        let (r0, r1) = (cx.rows.start, cx.rows.end);
+        let raw = cols
+            .iter()
+            .zip(&job.input)
+            .map(|(c, m)| {
+                let w = c.dtype.width();
+                (c.dtype, &m.bytes()[r0 * w..r1 * w])
+            })
+            .collect::<Vec<_>>();
+        let q = job.query::<f64>()?;
+        let o = cast_mut::<f64>(out, "output")?;
+        cx.par_rows(o, 1, |lo, hi, o| {
+            let sub = raw
+                .iter()
+                .map(|(dt, b)| column_slice(*dt, &b[lo * dt.width()..hi * dt.width()]))
+                .collect::<Result<Vec<ColumnSlice<'_>>, _>>()?;
+            Ok(apply_columns(&self.kernel, &sub, q, o)?)
         })
     }
 }
