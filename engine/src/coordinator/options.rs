@@ -20,7 +20,7 @@ pub struct JobStats {
     /// Workers that died during the job (and were replaced).
     pub worker_deaths: usize,
     /// Whether the output was written into a recycled segment (see
-    /// [`EngineBuilder::recycle_outputs`]).
+    /// [`crate::EngineBuilder::recycle_outputs`]).
     pub output_reused: bool,
 }
 
