@@ -52,6 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         dir: output.clone(),
         format: ImageFormat::Jpeg { quality: 90 },
         strip_prefix: Some(input.clone()),
+        keep_extension: false,
     };
     let out = engine.resize_paths(&files, &spec, Some(&enc), &RunOptions::default())?;
     println!(

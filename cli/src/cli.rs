@@ -76,15 +76,22 @@ print(pa.ipc.open_file(pa.memory_map('/dev/shm/shmframe.emb')).read_all())\""
 
 const RESIZE_HELP: &str = "\
 Output files mirror the input names (relative to IN_DIR) with the format's extension, each
-written to a temporary name and renamed. Images that fail (corrupt, truncated, empty, not an
-image, unsupported, over --max-pixels) are listed on stderr and in --json; the others are done.
+written to a temporary name and renamed. Two inputs that would make one output name (a.jpg
+and a.png -> a.jpg) stop the job before it starts; with --keep-extension they are written as
+a.jpg.jpg and a.png.jpg. Images that fail (corrupt, truncated, empty, not an image,
+unsupported, over --max-pixels) are listed on stderr and in --json; the others are done.
+
+Images are turned upright as Pillow's ImageOps.exif_transpose does: the EXIF orientation of
+JPEG (APP1), PNG (eXIf before or after the image data, or the legacy \"Raw profile type exif\"
+text) and WebP (EXIF chunk), else an XMP tiff:Orientation.
 
 Exit status: 0 all done, 3 some images failed, 1 runtime failure, 2 bad usage.
 
 Examples:
   shmframe resize photos/ thumbs/ --size 256x256 --workers 4
   shmframe resize photos/ thumbs/ --size 320x240 --fit cover --format webp --recursive
-  shmframe resize photos/ thumbs/ --size 256x256 --json --tensor-out pixels.arrow";
+  shmframe resize photos/ thumbs/ --size 256x256 --json --tensor-out pixels.arrow
+  shmframe resize icons/ out/ --size 64x64 --format png --keep-alpha --keep-extension";
 
 const RUN_HELP: &str = "\
 Inputs: .npy .arrow .feather .parquet .csv, or shm:NAME for a loaded segment.
@@ -233,9 +240,14 @@ pub(crate) struct ResizeArgs {
     /// JPEG quality, 1-100 (PNG and WebP are lossless).
     #[arg(long, default_value_t = 90)]
     pub(crate) quality: u8,
-    /// Keep alpha (RGBA out) instead of flattening it over white (RGB out).
+    /// Keep alpha (RGBA out, resampled premultiplied) instead of flattening it over white
+    /// (RGB out). JPEG files have no alpha: they get the RGBA composited over white.
     #[arg(long)]
     pub(crate) keep_alpha: bool,
+    /// Keep the source extension in output names: a.png -> a.png.jpg (default: a.jpg). Lets
+    /// a.jpg and a.png of one folder both through (otherwise refused before the job starts).
+    #[arg(long)]
+    pub(crate) keep_extension: bool,
     /// Refuse images with more pixels than this (decompression bombs).
     #[arg(long, default_value_t = 100_000_000)]
     pub(crate) max_pixels: u64,

@@ -151,6 +151,7 @@ fn random_kills_200_jobs() -> TestResult {
         dir: img_dir.join(d),
         format: ImageFormat::Png,
         strip_prefix: Some(img_dir.join("in")),
+        keep_extension: false,
     };
     let img_opts = RunOptions {
         chunk_rows: Some(1),

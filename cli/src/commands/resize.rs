@@ -112,6 +112,7 @@ pub(crate) fn run(a: &ResizeArgs, dir: &SegmentDir, started: Instant) -> Result<
             FormatArg::Webp => ImageFormat::WebP,
         },
         strip_prefix: Some(a.in_dir.clone()),
+        keep_extension: a.keep_extension,
     };
     std::fs::create_dir_all(&a.out_dir)
         .with_context(|| format!("cannot create output folder {}", a.out_dir.display()))?;

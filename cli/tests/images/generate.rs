@@ -130,19 +130,23 @@ pub(crate) fn draw_shapes(v: &mut [u8], w: u32, h: u32, rng: &mut Rng) {
     }
 }
 
-/// `px` as the display shows it under EXIF orientation `o` (1, 3, 6, 8), computed here
+/// `px` as the display shows it under EXIF orientation `o` (1 to 8), computed here
 /// independently of the engine: (pixels, width, height).
 pub(crate) fn orient(px: &[u8], w: u32, h: u32, c: usize, o: u8) -> (Vec<u8>, u32, u32) {
-    let (dw, dh) = if o == 6 || o == 8 { (h, w) } else { (w, h) };
+    let (dw, dh) = if o >= 5 { (h, w) } else { (w, h) };
     let mut out = vec![0u8; px.len()];
     for yd in 0..dh {
         for xd in 0..dw {
             let (xs, ys) = match o {
                 1 => (xd, yd),
+                2 => (w - 1 - xd, yd), // mirrored
                 3 => (w - 1 - xd, h - 1 - yd),
-                6 => (yd, h - 1 - xd), // 90 degrees clockwise
-                8 => (w - 1 - yd, xd), // 90 degrees counter-clockwise
-                _ => panic!("orientation {o} not used here"),
+                4 => (xd, h - 1 - yd),         // flipped
+                5 => (yd, xd),                 // transposed
+                6 => (yd, h - 1 - xd),         // 90 degrees clockwise
+                7 => (w - 1 - yd, h - 1 - xd), // transversed
+                8 => (w - 1 - yd, xd),         // 90 degrees counter-clockwise
+                _ => panic!("orientation {o} is not an EXIF value"),
             };
             let (d, s) = (((yd * dw + xd) as usize) * c, ((ys * w + xs) as usize) * c);
             out[d..d + c].copy_from_slice(&px[s..s + c]);
@@ -249,6 +253,27 @@ pub(crate) fn png_with_exif(px: &[u8], w: u32, h: u32, o: u8) -> Vec<u8> {
     enc.set_exif_metadata(exif_tiff(o)).expect("exif");
     enc.write_image(px, w, h, image::ExtendedColorType::Rgb8)
         .expect("png encode");
+    out
+}
+
+/// An RGB PNG with its eXIf chunk after the image data (exiftool and others put it there;
+/// a reader that stops at IDAT misses it).
+pub(crate) fn png_with_exif_after_idat(px: &[u8], w: u32, h: u32, o: u8) -> Vec<u8> {
+    let plain = png(px, w, h, image::ExtendedColorType::Rgb8);
+    let iend = plain.len() - 12;
+    let mut out = plain[..iend].to_vec();
+    png_chunk(&mut out, b"eXIf", &exif_tiff(o));
+    out.extend_from_slice(&plain[iend..]);
+    out
+}
+
+/// A lossless WebP (extended format: VP8X, VP8L, then the EXIF chunk) with orientation `o`.
+pub(crate) fn webp_with_exif(px: &[u8], w: u32, h: u32, o: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = image::codecs::webp::WebPEncoder::new_lossless(&mut out);
+    enc.set_exif_metadata(exif_tiff(o)).expect("exif");
+    enc.write_image(px, w, h, image::ExtendedColorType::Rgb8)
+        .expect("webp encode");
     out
 }
 

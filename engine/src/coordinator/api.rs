@@ -250,6 +250,7 @@ impl Engine {
     ///     dir: "thumbs".into(),
     ///     format: ImageFormat::Jpeg { quality: 90 },
     ///     strip_prefix: Some("photos".into()),
+    ///     keep_extension: false,
     /// };
     /// let out = engine.resize_paths(&files, &ResizeSpec::new(256, 256), Some(&enc), &Default::default())?;
     /// println!("{} images, {} failed", out.images(), out.failed.len());

@@ -76,6 +76,7 @@ pub fn resize_image(bytes: &[u8], spec: &ResizeSpec) -> Result<(Vec<u8>, (u32, u
 }
 
 /// Encodes pixels (`[height, width, channels]` of `spec`) as `format`: what a job writes.
+/// JPEG has no alpha: RGBA pixels are composited over white first.
 pub fn encode_image(
     pixels: &[u8],
     spec: &ResizeSpec,
@@ -205,7 +206,7 @@ impl Codec {
         };
         let header = self.jpeg.read_header(bytes).map_err(corrupt)?;
         check_pixels(header.width as u64, header.height as u64, spec.max_pixels)?;
-        let orientation = jpeg_orientation(bytes).unwrap_or(Orientation::NoTransforms);
+        let orientation = super::orientation::jpeg(bytes);
         let swaps = swaps_axes(orientation);
         // The target in the source's own (stored) orientation.
         let (sw, sh) = (header.width as u32, header.height as u32);
@@ -280,10 +281,16 @@ impl Codec {
         // allocations (16-bit RGBA at the pixel limit).
         limits.max_alloc = Some(spec.max_pixels.saturating_mul(8).max(1 << 20));
         reader.limits(limits);
-        let mut decoder = reader.into_decoder().map_err(corrupt)?;
+        let decoder = reader.into_decoder().map_err(corrupt)?;
         let (w, h) = decoder.dimensions();
         check_pixels(u64::from(w), u64::from(h), spec.max_pixels)?;
-        let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+        // Read from the file's bytes, not from the decoder: `image` misses an eXIf chunk
+        // after the image data, an `Exif\0\0` header, the text chunks and XMP.
+        let orientation = if format == image::ImageFormat::Png {
+            super::orientation::png(bytes)
+        } else {
+            super::orientation::webp(bytes)
+        };
         let img = image::DynamicImage::from_decoder(decoder).map_err(corrupt)?;
         let channels = spec.channels();
         let (w, h) = (img.width(), img.height());
@@ -294,11 +301,8 @@ impl Codec {
                 let rgba = img.to_rgba8();
                 self.buf.reserve(w as usize * h as usize * 3);
                 for p in rgba.as_raw().chunks_exact(4) {
-                    let a = u32::from(p[3]);
                     for &c in &p[..3] {
-                        // Over white: c * a + 255 * (1 - a), rounded.
-                        self.buf
-                            .push(((u32::from(c) * a + 255 * (255 - a) + 127) / 255) as u8);
+                        self.buf.push(over_white(c, p[3]));
                     }
                 }
             }
@@ -420,16 +424,26 @@ impl Codec {
                 let comp = self.jpeg_out.as_mut().expect("set above");
                 comp.set_quality(i32::from(quality.clamp(1, 100)))
                     .map_err(enc_err)?;
+                // JPEG has no alpha: RGBA is composited over white, as `Alpha::Flatten` does
+                // before resizing (libjpeg would drop alpha and show the colour stored under
+                // transparent pixels: black after a premultiplied resize).
+                let rgb = if c == 4 {
+                    self.tmp.clear();
+                    self.tmp.extend(
+                        pixels
+                            .chunks_exact(4)
+                            .flat_map(|p| [0, 1, 2].map(|k| over_white(p[k], p[3]))),
+                    );
+                    &self.tmp[..]
+                } else {
+                    pixels
+                };
                 let image = turbojpeg::Image {
-                    pixels,
+                    pixels: rgb,
                     width: w as usize,
-                    pitch: w as usize * c,
+                    pitch: w as usize * 3,
                     height: h as usize,
-                    format: if c == 3 {
-                        PixelFormat::RGB
-                    } else {
-                        PixelFormat::RGBA
-                    },
+                    format: PixelFormat::RGB,
                 };
                 comp.compress_to_vec(image).map_err(enc_err)
             }
@@ -462,6 +476,13 @@ impl Codec {
             }
         }
     }
+}
+
+/// A colour channel of a straight-alpha pixel composited over white: `c * a + 255 * (1 - a)`,
+/// rounded.
+fn over_white(c: u8, a: u8) -> u8 {
+    let a = u32::from(a);
+    ((u32::from(c) * a + 255 * (255 - a) + 127) / 255) as u8
 }
 
 fn check_pixels(width: u64, height: u64, limit: u64) -> Result<(), ImageError> {
@@ -537,37 +558,6 @@ pub(crate) fn jpeg_scale(
     ScalingFactor::ONE
 }
 
-/// The EXIF orientation of a JPEG: the APP1 `Exif` segment's orientation tag, if any.
-pub(crate) fn jpeg_orientation(bytes: &[u8]) -> Option<Orientation> {
-    let mut i = 2;
-    while i + 4 <= bytes.len() {
-        if bytes[i] != 0xFF {
-            return None;
-        }
-        let marker = bytes[i + 1];
-        if marker == 0xFF {
-            i += 1; // fill byte
-            continue;
-        }
-        // Start of scan or end of image: no more metadata segments.
-        if marker == 0xDA || marker == 0xD9 {
-            return None;
-        }
-        let len = usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
-        if len < 2 {
-            return None;
-        }
-        let body = bytes.get(i + 4..i + 2 + len)?;
-        if marker == 0xE1
-            && let Some(tiff) = body.strip_prefix(b"Exif\0\0")
-        {
-            return Orientation::from_exif_chunk(tiff);
-        }
-        i += 2 + len;
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -605,28 +595,5 @@ mod tests {
         assert_eq!(resampled_size(4000, 2000, &s), (256, 128));
         s.fit = Fit::Cover;
         assert_eq!(resampled_size(4000, 2000, &s), (512, 256));
-    }
-
-    #[test]
-    fn orientation_is_found_in_app1_and_garbage_is_not_a_panic() {
-        // SOI, APP1 with a big-endian TIFF holding orientation 6, then SOS.
-        let mut j = vec![0xFF, 0xD8, 0xFF, 0xE1];
-        let tiff: Vec<u8> = [
-            &b"MM\0*"[..],
-            &[0, 0, 0, 8],
-            &[0, 1],
-            &[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0],
-            &[0, 0, 0, 0],
-        ]
-        .concat();
-        let len = (2 + 6 + tiff.len()) as u16;
-        j.extend_from_slice(&len.to_be_bytes());
-        j.extend_from_slice(b"Exif\0\0");
-        j.extend_from_slice(&tiff);
-        j.extend_from_slice(&[0xFF, 0xDA]);
-        assert_eq!(jpeg_orientation(&j), Some(Orientation::Rotate90));
-        for cut in 0..j.len() {
-            let _ = jpeg_orientation(&j[..cut]);
-        }
     }
 }

@@ -21,6 +21,7 @@
 pub(crate) mod codec;
 pub(crate) mod files;
 mod jpeg_reduced;
+mod orientation;
 pub(crate) mod pipeline;
 mod report;
 
@@ -62,17 +63,20 @@ pub enum Filter {
 /// What happens to an alpha channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Alpha {
-    /// Composited over white: RGB out, 3 channels.
+    /// Composited over white at full size, then resampled: RGB out, 3 channels.
     #[default]
     Flatten,
-    /// Kept: RGBA out, 4 channels (opaque sources get alpha 255).
+    /// Kept: RGBA out, 4 channels (opaque sources get alpha 255), resampled with
+    /// premultiplied alpha (the colour of transparent pixels does not bleed; a fully
+    /// transparent output pixel is `0,0,0,0`; [`Filter::Nearest`] copies pixels as they are).
+    /// JPEG has no alpha: JPEG files get the pixels composited over white.
     Keep,
 }
 
 /// File format of encoded outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ImageFormat {
-    /// JPEG (TurboJPEG), 4:2:0, at the quality given.
+    /// JPEG (TurboJPEG), 4:2:0, at the quality given; RGBA pixels are composited over white.
     Jpeg {
         /// 1-100.
         quality: u8,
@@ -170,4 +174,10 @@ pub struct EncodeSpec {
     /// The input folder: removed from the front of each input path to make the output name.
     /// Paths outside it keep only their file name.
     pub strip_prefix: Option<PathBuf>,
+    /// Keep the source's extension in the output name and add the format's after it
+    /// (`a.png` -> `a.png.jpg`) instead of replacing it (`a.jpg`): `a.jpg` and `a.png` in one
+    /// folder then get two outputs instead of being refused as a collision before the job
+    /// starts. `--keep-extension` of `shmframe resize`.
+    #[serde(default)]
+    pub keep_extension: bool,
 }

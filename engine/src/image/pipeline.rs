@@ -118,7 +118,8 @@ pub(crate) fn read_report(scratch: &SharedRegion, row: usize) -> RowReport {
 }
 
 /// The output file of an image: its path relative to the input folder (or its file name, or
-/// its row number when it has no path), with the format's extension.
+/// its row number when it has no path), with the format's extension in place of its own, or
+/// after it with [`EncodeSpec::keep_extension`].
 pub(crate) fn output_path(enc: &EncodeSpec, path: Option<&str>, row: usize) -> PathBuf {
     let ext = enc.format.extension();
     let rel = match path {
@@ -132,7 +133,14 @@ pub(crate) fn output_path(enc: &EncodeSpec, path: Option<&str>, row: usize) -> P
                 .map(Path::to_path_buf)
                 .or_else(|| p.file_name().map(PathBuf::from))
                 .unwrap_or_else(|| PathBuf::from(format!("{row:08}")));
-            rel.with_extension(ext)
+            if enc.keep_extension {
+                let mut name = rel.into_os_string();
+                name.push(".");
+                name.push(ext);
+                PathBuf::from(name)
+            } else {
+                rel.with_extension(ext)
+            }
         }
         None => PathBuf::from(format!("{row:08}.{ext}")),
     };

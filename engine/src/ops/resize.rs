@@ -305,9 +305,27 @@ fn check_collisions(
     for (row, p) in paths.iter().enumerate() {
         let dest = pipeline::output_path(enc, Some(p), row);
         if let Some(first) = seen.insert(dest.clone(), row) {
+            let first = &paths[first];
+            // The way through, when there is one: keeping the source extensions.
+            let keep = EncodeSpec {
+                keep_extension: true,
+                ..enc.clone()
+            };
+            let kept =
+                [first.as_str(), p.as_str()].map(|q| pipeline::output_path(&keep, Some(q), row));
+            let hint = if !enc.keep_extension && kept[0] != kept[1] {
+                format!(
+                    "; to keep both, keep the source extensions in the output names with \
+                     --keep-extension (EncodeSpec::keep_extension): {} and {}",
+                    kept[0].display(),
+                    kept[1].display()
+                )
+            } else {
+                "; rename one of them".to_string()
+            };
             return Err(EngineError::Input {
-                what: format!("{} and {p}", paths[first]),
-                reason: format!("both would be written to {}", dest.display()),
+                what: format!("{first} and {p}"),
+                reason: format!("both would be written to {}{hint}", dest.display()),
             });
         }
     }
