@@ -167,10 +167,16 @@ pub(crate) enum Start {
 pub(crate) struct RunArgs {
     /// Kernel: l1-norm l2-norm linf-norm sum mean min max var std dot cosine normalize.
     pub(crate) kernel: String,
-    /// Input: a .npy/.arrow/.feather/.parquet/.csv file or shm:NAME.
+    /// Input: shm:NAME or a file: .npy, Arrow IPC file or stream (Feather v2), Parquet or CSV,
+    /// recognised by content (the extension is a hint).
     #[arg(long, short)]
     pub(crate) input: String,
-    /// The matrix column (default: `x`, else the first FixedSizeList column).
+    /// The most bytes decoding the input file may produce (K/M/G suffixes; default: physical
+    /// memory).
+    #[arg(long, value_name = "BYTES", value_parser = crate::commands::parse_bytes)]
+    pub(crate) load_limit: Option<u64>,
+    /// The matrix column (default: `x`, else the first FixedSizeList column, else every
+    /// numeric column: the kernel then runs across them per row).
     #[arg(long, conflicts_with = "columns")]
     pub(crate) column: Option<String>,
     /// Several numeric columns, comma-separated: the kernel runs across them per row.
@@ -212,8 +218,12 @@ pub(crate) struct PoolArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct LoadArgs {
-    /// File to load: .npy .arrow .feather .parquet .csv.
+    /// File to load: .npy, Arrow IPC file or stream (Feather v2), Parquet or CSV, recognised
+    /// by content (the extension is a hint).
     pub(crate) file: PathBuf,
+    /// The most bytes decoding the file may produce (K/M/G suffixes; default: physical memory).
+    #[arg(long, value_name = "BYTES", value_parser = crate::commands::parse_bytes)]
+    pub(crate) load_limit: Option<u64>,
     /// Segment name (letters, digits, `_`, `-`; starts with a letter).
     #[arg(long)]
     pub(crate) name: String,

@@ -54,14 +54,40 @@ fn write_npy(batch: &RecordBatch, path: &Path) -> Result<()> {
         }
         _ => (col.clone(), vec![rows]),
     };
+    let width = shape.get(1).copied().unwrap_or(1);
     if let Some(a) = values.as_any().downcast_ref::<Float64Array>() {
-        shmframe::npy::write_npy_typed(path, &shape, a.values())?;
+        let v = nan_for_nulls(col, a.values(), width, f64::NAN);
+        shmframe::npy::write_npy_typed(path, &shape, &v)?;
     } else if let Some(a) = values.as_any().downcast_ref::<Float32Array>() {
-        shmframe::npy::write_npy_typed(path, &shape, a.values())?;
+        let v = nan_for_nulls(col, a.values(), width, f32::NAN);
+        shmframe::npy::write_npy_typed(path, &shape, &v)?;
     } else {
         anyhow::bail!("cannot write a {} column as .npy", col.data_type());
     }
     Ok(())
+}
+
+/// `.npy` has no nulls: the values of null rows (`width` per row) become NaN. Borrows when
+/// there is no null row.
+fn nan_for_nulls<'a, T: Copy>(
+    col: &ArrayRef,
+    values: &'a [T],
+    width: usize,
+    nan: T,
+) -> std::borrow::Cow<'a, [T]> {
+    let Some(nulls) = col.logical_nulls().filter(|n| n.null_count() > 0) else {
+        return std::borrow::Cow::Borrowed(values);
+    };
+    let mut v = values.to_vec();
+    for row in nulls
+        .iter()
+        .enumerate()
+        .filter(|(_, valid)| !valid)
+        .map(|(r, _)| r)
+    {
+        v[row * width..(row + 1) * width].fill(nan);
+    }
+    std::borrow::Cow::Owned(v)
 }
 
 /// Writes `batch` to `path`, the format chosen by the extension.

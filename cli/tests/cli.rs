@@ -7,6 +7,8 @@
 
 #[path = "../../engine/tests/common/mod.rs"]
 mod common;
+#[path = "cli/files.rs"]
+mod files;
 
 use common::{TempDir, files_below};
 
@@ -320,13 +322,14 @@ fn csv_with_columns() {
     assert_eq!(v["cols"], 3);
     assert_eq!(v["rows"], 200);
     assert_close(&npy_vec(&t.path("o.npy")), &want, 1e-12, "csv l2");
-    // No matrix column: the default-column rule explains itself.
-    fails_with_2(
-        &["run", "l2-norm", "--input", "t.csv"],
+    // No matrix column and no --columns: every numeric column (a, b, c; not name).
+    let out = ok(
+        &["run", "l2-norm", "--input", "t.csv", "--out", "d.npy"],
         &t.0,
         Some(&t.seg()),
-        "no matrix column",
     );
+    assert!(out.contains("[a,b,c]"), "{out}");
+    assert_close(&npy_vec(&t.path("d.npy")), &want, 1e-12, "csv l2, default columns");
     assert!(t.segments().is_empty(), "leaked: {:?}", t.segments());
 }
 

@@ -44,7 +44,7 @@ struct Inner {
 }
 
 impl SharedFrame {
-    fn from_ipc(
+    pub(crate) fn from_ipc(
         file: IpcFile,
         loc: Loc,
         name: Option<SegmentName>,
@@ -80,7 +80,7 @@ impl SharedFrame {
     pub fn from_segment(segment: Segment) -> Result<Self, EngineError> {
         let name = segment.name().clone();
         let path = segment.path();
-        let file = read_ipc_file(segment, name.as_str())?;
+        let file = read_ipc_file(segment, &format!("segment {name}"))?;
         Self::from_ipc(file, Loc::Segment(name.to_string()), Some(name), path)
     }
 
@@ -95,7 +95,7 @@ impl SharedFrame {
         let path = seg.path();
         let exposed = Arc::new(AtomicBool::new(false));
         let owner = RecycledOwner::new(seg, pool, key, exposed.clone());
-        let file = read_ipc_file(owner, name.as_str())?;
+        let file = read_ipc_file(owner, &format!("segment {name}"))?;
         let mut frame = Self::from_ipc(file, Loc::Segment(name.to_string()), Some(name), path)?;
         Arc::get_mut(&mut frame.inner)
             .expect("a frame just made has one reference")
@@ -195,6 +195,30 @@ impl SharedFrame {
         self.schema()
             .fields()
             .iter()
+            .map(|f| f.name().clone())
+            .collect()
+    }
+
+    /// The columns a row kernel reads when none are named: the matrix column `x`, else the
+    /// first `FixedSizeList` column (a `fixed_shape_tensor` is one), else every integer and
+    /// floating-point column in schema order (the kernel then runs across them per row).
+    /// Empty when the frame has none of these.
+    pub fn default_columns(&self) -> Vec<String> {
+        let schema = self.schema();
+        if schema.column_with_name(crate::MATRIX_COLUMN).is_some() {
+            return vec![crate::MATRIX_COLUMN.to_string()];
+        }
+        if let Some(f) = schema
+            .fields()
+            .iter()
+            .find(|f| matches!(f.data_type(), DataType::FixedSizeList(..)))
+        {
+            return vec![f.name().clone()];
+        }
+        schema
+            .fields()
+            .iter()
+            .filter(|f| f.data_type().is_integer() || f.data_type().is_floating())
             .map(|f| f.name().clone())
             .collect()
     }

@@ -56,3 +56,23 @@ pub(crate) const RECYCLE_BYTES: u64 = 256 << 20;
 
 /// ... or this fraction (1/N) of the segment directory's file system, if that is smaller.
 pub(crate) const RECYCLE_FS_FRACTION: u64 = 8;
+
+/// The load limit ([`crate::EngineBuilder::load_limit`]) where the machine's memory cannot be
+/// read.
+pub(crate) const LOAD_LIMIT_FALLBACK: u64 = 16 << 30;
+
+/// Rows per decoded batch of a Parquet or CSV file: the budget is checked after each, so this
+/// bounds what one batch can take past it.
+pub(crate) const DECODE_BATCH_ROWS: usize = 8192;
+
+/// Cells (rows x columns) per decoded CSV or Parquet batch: decoders size their buffers by
+/// rows x columns up front (arrow-csv asked for 3.9 GB for 8192 rows of a 60,000-column
+/// file), so wide files get fewer rows per batch.
+pub(crate) const DECODE_BATCH_CELLS: usize = 1 << 20;
+
+/// Rows of a CSV file its column types are inferred from.
+pub(crate) const CSV_INFER_ROWS: usize = 1000;
+
+/// The most columns a CSV header may have: a header of millions of fields would cost far more
+/// memory per field than the file spends on it.
+pub(crate) const CSV_MAX_COLUMNS: usize = 65_536;

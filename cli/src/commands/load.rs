@@ -11,7 +11,7 @@ pub(crate) fn run(a: &LoadArgs, dir: &SegmentDir) -> Result<()> {
     let name = SegmentName::user(&a.name).context("bad segment name")?;
     let src = a.file.to_string_lossy().into_owned();
     check_source(&src)?;
-    let engine = small_engine(dir)?;
+    let engine = small_engine(dir, a.load_limit)?;
     let frame = engine
         .frame_from_source(&src)
         .with_context(|| format!("cannot load {src}"))?;

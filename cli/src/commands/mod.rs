@@ -12,7 +12,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use arrow_schema::DataType;
-use shmframe::{Engine, SegmentDir, StartMethod};
+use shmframe::{Engine, EngineBuilder, SegmentDir, StartMethod};
 
 use crate::cli::{PoolArgs, Start};
 
@@ -56,6 +56,13 @@ pub(crate) fn check_source(src: &str) -> Result<()> {
 /// The engine of `run` and `resize`, as the pool options ask. Call it before anything could
 /// start a thread: it forks the workers.
 pub(crate) fn pool_engine(pool: &PoolArgs, dir: &SegmentDir) -> Result<Engine> {
+    pool_builder(pool, dir)
+        .build()
+        .context("cannot start the worker pool")
+}
+
+/// The builder of [`pool_engine`], for commands that set more.
+pub(crate) fn pool_builder(pool: &PoolArgs, dir: &SegmentDir) -> EngineBuilder {
     let mut builder = Engine::builder().segment_dir(dir.clone());
     if let Some(n) = pool.workers {
         builder = builder.workers(n);
@@ -63,13 +70,37 @@ pub(crate) fn pool_engine(pool: &PoolArgs, dir: &SegmentDir) -> Result<Engine> {
     if pool.start_method == Start::Spawn {
         builder = builder.start_method(StartMethod::Spawn { exe: None });
     }
-    builder.build().context("cannot start the worker pool")
+    builder
 }
 
 /// A one-worker engine for commands that only load data (`load`).
-pub(crate) fn small_engine(dir: &SegmentDir) -> Result<Engine> {
-    Ok(Engine::builder()
-        .workers(1)
-        .segment_dir(dir.clone())
-        .build()?)
+pub(crate) fn small_engine(dir: &SegmentDir, load_limit: Option<u64>) -> Result<Engine> {
+    let mut builder = Engine::builder().workers(1).segment_dir(dir.clone());
+    if let Some(limit) = load_limit {
+        builder = builder.load_limit(limit);
+    }
+    Ok(builder.build()?)
+}
+
+/// A byte count: digits with an optional K, M, G or T suffix (powers of 1024).
+pub(crate) fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(format!("{s:?}: unknown unit (use K, M, G or T)")),
+            };
+            (&t[..i], shift)
+        }
+        _ => (t, 0),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("{s:?} is not a byte count (e.g. 4096, 512M, 8G)"))
 }

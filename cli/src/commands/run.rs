@@ -8,7 +8,7 @@ use arrow_schema::DataType;
 use shmframe::npy::{NpyDtype, NpyFile};
 use shmframe::{Kernel, RowKernel, RunOptions, SegmentDir, SharedFrame};
 
-use super::{check_source, pool_engine, type_name};
+use super::{check_source, pool_builder, type_name};
 use crate::cli::RunArgs;
 use crate::errors::bad_input;
 use crate::output::{first_float_values, write_batch};
@@ -48,24 +48,17 @@ fn read_query(path: &Path) -> Result<Vec<f64>> {
     })
 }
 
-/// The default column: `x` if present, else the first FixedSizeList column.
-pub(crate) fn default_column(frame: &SharedFrame) -> Result<String> {
-    let schema = frame.schema();
-    if schema.column_with_name(shmframe::MATRIX_COLUMN).is_some() {
-        return Ok(shmframe::MATRIX_COLUMN.to_string());
+/// The default columns ([`SharedFrame::default_columns`]), or an error listing the columns.
+pub(crate) fn default_columns(frame: &SharedFrame) -> Result<Vec<String>> {
+    let columns = frame.default_columns();
+    if columns.is_empty() {
+        return Err(bad_input(format!(
+            "nothing to compute on: the input has no matrix column (`x` or a FixedSizeList) \
+             and no numeric column (columns: {}); name them with --column or --columns",
+            frame.column_names().join(", ")
+        )));
     }
-    schema
-        .fields()
-        .iter()
-        .find(|f| matches!(f.data_type(), DataType::FixedSizeList(..)))
-        .map(|f| f.name().clone())
-        .ok_or_else(|| {
-            bad_input(format!(
-                "no matrix column: the input has no column `x` and no FixedSizeList column \
-                 (columns: {}); name one with --column or several with --columns",
-                frame.column_names().join(", ")
-            ))
-        })
+    Ok(columns)
 }
 
 /// Width and element type of the selected input columns.
@@ -117,7 +110,11 @@ pub(crate) fn run(a: &RunArgs, dir: &SegmentDir, started: Instant) -> Result<()>
     }
 
     // The engine forks its workers now, while this process is still single-threaded.
-    let engine = pool_engine(&a.pool, dir)?;
+    let mut builder = pool_builder(&a.pool, dir);
+    if let Some(limit) = a.load_limit {
+        builder = builder.load_limit(limit);
+    }
+    let engine = builder.build().context("cannot start the worker pool")?;
 
     let frame = engine
         .frame_from_source(&a.input)
@@ -125,7 +122,7 @@ pub(crate) fn run(a: &RunArgs, dir: &SegmentDir, started: Instant) -> Result<()>
     let columns: Vec<String> = match (&a.columns, &a.column) {
         (Some(cs), _) => cs.iter().map(|c| c.trim().to_string()).collect(),
         (None, Some(c)) => vec![c.clone()],
-        (None, None) => vec![default_column(&frame)?],
+        (None, None) => default_columns(&frame)?,
     };
     let (cols, dtype) = shape_of(&frame, &columns)?;
     if let Some(q) = &query

@@ -12,7 +12,9 @@ use super::pool::Pool;
 use crate::error::EngineError;
 use crate::ops::RowOutputs;
 use crate::protocol::MAX_WORKERS;
-use crate::tuning::{GRACE, READY_TIMEOUT, RECYCLE_BYTES, RECYCLE_FS_FRACTION, STALL_TIMEOUT};
+use crate::tuning::{
+    GRACE, LOAD_LIMIT_FALLBACK, READY_TIMEOUT, RECYCLE_BYTES, RECYCLE_FS_FRACTION, STALL_TIMEOUT,
+};
 use crate::user::{KernelRegistry, UserKernel};
 
 /// How worker processes are started.
@@ -43,6 +45,7 @@ pub struct EngineBuilder {
     pub(crate) grace: Duration,
     pub(crate) memory_limit: u64,
     pub(crate) recycle: Option<u64>,
+    pub(crate) load_limit: u64,
 }
 
 impl Default for EngineBuilder {
@@ -60,6 +63,7 @@ impl Default for EngineBuilder {
             grace: GRACE,
             memory_limit: 0,
             recycle: None,
+            load_limit: crate::load::physical_memory().unwrap_or(LOAD_LIMIT_FALLBACK),
         }
     }
 }
@@ -132,6 +136,17 @@ impl EngineBuilder {
     /// whose name or path was asked for is never reused. See `docs/ARCHITECTURE.md`.
     pub fn recycle_outputs(mut self, bytes: u64) -> Self {
         self.recycle = Some(bytes);
+        self
+    }
+
+    /// The most bytes a file loader ([`Engine::frame_from_file`] and the loaders it picks)
+    /// may decode from one file: decompressed Arrow buffers, Parquet pages and decoded
+    /// batches count against it, checked before the memory is taken wherever the file says
+    /// how much it will take. A corrupt or hostile file that claims more fails with an input
+    /// error instead of exhausting memory. Default: the machine's physical memory (16 GiB
+    /// where `/proc/meminfo` cannot be read). Mapping a file in place takes none of it.
+    pub fn load_limit(mut self, bytes: u64) -> Self {
+        self.load_limit = bytes;
         self
     }
 

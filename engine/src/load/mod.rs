@@ -1,313 +1,226 @@
-//! Loading data into shared frames: `.npy` (mapped in place when aligned), Arrow IPC /
-//! Feather (mapped in place), Parquet and CSV (decoded once into a segment), and in-memory
-//! matrices.
+//! Loading data into shared frames: `.npy` (mapped in place when aligned), Arrow IPC files
+//! and streams / Feather v2 (mapped in place when they can be), Parquet and CSV (decoded once
+//! into a segment), and in-memory matrices and batches.
+//!
+//! Files come from other programs and may be corrupt or hostile, so every loader holds to one
+//! bar: no panic and no signal on any content, memory bounded by the file's size and by
+//! [`crate::EngineBuilder::load_limit`], and an [`EngineError::Input`] that names the file
+//! and what is wrong. [`Engine::frame_from_file`] picks the loader from the content
+//! ([`sniff`]), with the extension only as a hint.
 
+mod arrow;
+mod csv;
+mod memory;
+mod npy;
+mod parquet;
+mod sniff;
+
+use std::io::Read;
 use std::path::Path;
-use std::sync::Arc;
 
-use arrow_array::{ArrayRef, FixedSizeListArray, RecordBatch, make_array};
-use arrow_buffer::Buffer;
-use arrow_data::ArrayDataBuilder;
-use arrow_schema::{DataType, Field, Schema};
-use shmframe_ipc::arrow::{ColumnPlan, plan_layout};
-use shmframe_ipc::{CreateOptions, MappedFile, SegmentDir, SegmentName, matrix};
+use arrow_array::RecordBatch;
+use shmframe_ipc::{MappedFile, SegmentName};
 
 use crate::coordinator::Engine;
 use crate::error::EngineError;
-use crate::frame::{Element, SharedFrame};
-use crate::npy::{NpyDtype, parse_header};
-use crate::protocol::Loc;
+use crate::frame::SharedFrame;
 
-fn npy_arrow_type(d: NpyDtype) -> DataType {
-    match d {
-        NpyDtype::F32 => DataType::Float32,
-        NpyDtype::F64 => DataType::Float64,
-        NpyDtype::I32 => DataType::Int32,
-        NpyDtype::I64 => DataType::Int64,
-        NpyDtype::U8 => DataType::UInt8,
-    }
-}
+pub use sniff::FileFormat;
 
 /// The column every `.npy` frame has: `x`.
 pub(crate) const NPY_COLUMN: &str = "x";
 
-fn input_err(path: &Path, reason: impl ToString) -> EngineError {
+pub(crate) fn input_err(path: &Path, reason: impl ToString) -> EngineError {
     EngineError::Input {
         what: path.display().to_string(),
         reason: reason.to_string(),
     }
 }
 
-/// Builds the one-column batch of a matrix (`FixedSizeList`) or vector from a values buffer.
-fn matrix_batch(
-    values: Buffer,
-    dt: DataType,
-    rows: usize,
-    cols: Option<usize>,
-) -> Result<RecordBatch, EngineError> {
-    let n = rows * cols.unwrap_or(1);
-    let data = ArrayDataBuilder::new(dt.clone())
-        .len(n)
-        .add_buffer(values)
-        .build()
-        .map_err(|e| EngineError::Input {
-            what: "matrix".into(),
-            reason: e.to_string(),
-        })?;
-    let values: ArrayRef = make_array(data);
-    let (field, col): (Field, ArrayRef) = match cols {
-        Some(c) => {
-            let f = matrix::matrix_field(NPY_COLUMN, dt.clone(), c, false);
-            let item = Arc::new(Field::new("item", dt, false));
-            (
-                f,
-                Arc::new(FixedSizeListArray::new(item, c as i32, values, None)),
-            )
-        }
-        None => (Field::new(NPY_COLUMN, dt, false), values),
-    };
-    RecordBatch::try_new(Arc::new(Schema::new(vec![field])), vec![col]).map_err(|e| {
-        EngineError::Input {
-            what: "matrix".into(),
-            reason: e.to_string(),
-        }
+fn io_err(path: &Path, source: std::io::Error) -> EngineError {
+    EngineError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Maps a file read-only; a directory or a missing file is an error naming it.
+fn open_mapped(path: &Path) -> Result<MappedFile, EngineError> {
+    if path.is_dir() {
+        return Err(input_err(path, "is a directory, not a file"));
+    }
+    Ok(MappedFile::open(path)?)
+}
+
+/// Runs a decoder that may panic on hostile input (parquet and arrow-csv trust some lengths
+/// they read) and turns a panic into an input error naming the file.
+fn no_panic<T>(path: &Path, f: impl FnOnce() -> Result<T, EngineError>) -> Result<T, EngineError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        let what = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(input_err(
+            path,
+            format!("the decoder failed on corrupt data: {what}"),
+        ))
     })
 }
 
-/// Copies raw row-major values into a new segment laid out as a one-column Arrow file.
-pub(crate) fn matrix_into_segment(
-    raw: &[u8],
-    dt: DataType,
-    rows: usize,
-    cols: Option<usize>,
-    dir: &SegmentDir,
-    label: &str,
-) -> Result<SharedFrame, EngineError> {
-    let field = match cols {
-        Some(c) => matrix::matrix_field(NPY_COLUMN, dt, c, false),
-        None => Field::new(NPY_COLUMN, dt, false),
+/// The error of a file whose decoding would pass the load limit.
+fn too_large(path: &Path, limit: u64) -> EngineError {
+    input_err(
+        path,
+        format!(
+            "decoding would produce more than the load limit of {limit} bytes (a corrupt or \
+             hostile file; to raise it: --load-limit, EngineBuilder::load_limit)"
+        ),
+    )
+}
+
+/// What decoded batches may add up to: [`crate::EngineBuilder::load_limit`].
+struct Budget<'a> {
+    path: &'a Path,
+    limit: u64,
+    used: u64,
+}
+
+impl<'a> Budget<'a> {
+    fn new(path: &'a Path, limit: u64) -> Self {
+        Self {
+            path,
+            limit,
+            used: 0,
+        }
+    }
+
+    /// Counts `bytes` more, or refuses once the limit is passed.
+    fn charge(&mut self, bytes: u64) -> Result<(), EngineError> {
+        self.used = self.used.saturating_add(bytes);
+        if self.used > self.limit {
+            return Err(too_large(self.path, self.limit));
+        }
+        Ok(())
+    }
+
+    /// Counts a decoded batch.
+    fn batch(&mut self, b: &RecordBatch) -> Result<(), EngineError> {
+        self.charge(b.get_array_memory_size() as u64)
+    }
+}
+
+/// Decodes `bytes` as a file named `name` would be loaded (the format from the content, or
+/// `format`), up to the point where a loader would copy the batches into a segment: the
+/// entry point of the fuzz targets, which must find no input that panics or allocates past
+/// `limit`. Not a stable API.
+#[doc(hidden)]
+pub fn decode_for_fuzzing(
+    bytes: &[u8],
+    name: &str,
+    format: Option<FileFormat>,
+    limit: u64,
+) -> Result<Vec<RecordBatch>, EngineError> {
+    let path = Path::new(name);
+    let format = match format {
+        Some(f) => f,
+        None => {
+            let tail = &bytes[bytes.len().saturating_sub(4)..];
+            let head = &bytes[..bytes.len().min(sniff::SNIFF_LEN)];
+            sniff::detect(path, head, tail).map_err(|r| input_err(path, r))?
+        }
     };
-    let schema = Schema::new(vec![field]);
-    let opts = CreateOptions {
-        dir: dir.clone(),
-        ..Default::default()
-    };
-    let mut planned = plan_layout(
-        SegmentName::owned(label)?,
-        &opts,
-        &schema,
-        rows,
-        &[ColumnPlan::default()],
-    )?;
-    let v = planned.columns[0].values.clone();
-    let (body, base) = planned.segment.body_mut();
-    body[v.start - base..v.end - base].copy_from_slice(raw);
-    SharedFrame::from_segment(planned.segment.publish()?)
+    let batches = match format {
+        FileFormat::Npy => {
+            let h = crate::npy::parse_header(bytes).map_err(|e| input_err(path, e))?;
+            h.check_file_len(bytes.len() as u64)
+                .map_err(|e| input_err(path, e))?;
+            Ok(Vec::new())
+        }
+        FileFormat::Arrow => {
+            let owned = bytes.to_vec();
+            let file = match arrow::read_arrow(|| Ok(owned.clone()), path, limit)? {
+                arrow::ArrowRead::InPlace(f) | arrow::ArrowRead::Decoded(f) => f,
+            };
+            Ok(file.batches)
+        }
+        FileFormat::Parquet => no_panic(path, || {
+            parquet::decode(path, bytes::Bytes::copy_from_slice(bytes), limit)
+        })
+        .map(|(_, b)| b),
+        FileFormat::Csv => no_panic(path, || csv::decode(path, bytes, limit)).map(|(_, b)| b),
+    }?;
+    // What `SharedFrame::from_batches` does next, short of writing the segment.
+    if batches.len() > 1 {
+        arrow_select::concat::concat_batches(&batches[0].schema(), &batches)
+            .map_err(|e| input_err(path, e))?;
+    }
+    Ok(batches)
+}
+
+/// The machine's physical memory (`MemTotal`), the default load limit.
+pub(crate) fn physical_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 impl Engine {
-    /// A `.npy` file (C order, little-endian f32/f64/i32/i64/u8, 1-D or 2-D) as a frame with
-    /// one column `x` (a `FixedSizeList` matrix for 2-D). Mapped in place when its data is
-    /// aligned (no load step); otherwise copied once into a segment.
-    pub fn frame_from_npy(&self, path: impl AsRef<Path>) -> Result<SharedFrame, EngineError> {
+    /// A file of any supported format, recognised by its content: `.npy` (`\x93NUMPY`),
+    /// Arrow IPC file or stream / Feather v2 (`ARROW1` or a schema message), Parquet
+    /// (`PAR1`), else CSV if it is text. The extension is only a hint: one that names another
+    /// format than the content is an error that says both (`x.csv` holding Parquet), and
+    /// images, archives and Feather v1 get an error saying what they are.
+    pub fn frame_from_file(&self, path: impl AsRef<Path>) -> Result<SharedFrame, EngineError> {
         let path = path.as_ref();
-        let mapped = MappedFile::open(path)?;
-        let header = parse_header(mapped.bytes()).map_err(|e| input_err(path, e))?;
-        header
-            .check_file_len(mapped.bytes().len() as u64)
-            .map_err(|e| input_err(path, e))?;
-        let dt = npy_arrow_type(header.dtype);
-        let (rows, cols) = match header.shape.as_slice() {
-            [n] => (*n, None),
-            [r, c] => (*r, Some(*c)),
-            s => return Err(input_err(path, format!("shape {s:?} is not 1-D or 2-D"))),
-        };
-        let off = header.data_offset;
-        let len = header.data_len;
-        if off.is_multiple_of(64) {
-            let base = Buffer::from(bytes::Bytes::from_owner(mapped));
-            let values = base.slice_with_length(off, len);
-            let batch = matrix_batch(values, dt, rows, cols)?;
-            return Ok(SharedFrame::from_mapped(
-                batch,
-                base,
-                Loc::File(path.to_path_buf()),
-                path.to_path_buf(),
-            ));
-        }
-        tracing::info!(file = %path.display(), offset = off, "npy data not 64-byte aligned: copying once into a segment");
-        matrix_into_segment(
-            &mapped.bytes()[off..off + len],
-            dt,
-            rows,
-            cols,
-            &self.segment_dir(),
-            "npy",
-        )
-    }
-
-    /// An Arrow IPC file (Feather v2): mapped in place when it holds one record batch with
-    /// aligned buffers; otherwise decoded and copied once into a segment.
-    pub fn frame_from_arrow_file(
-        &self,
-        path: impl AsRef<Path>,
-    ) -> Result<SharedFrame, EngineError> {
-        let path = path.as_ref();
-        match SharedFrame::map_arrow_file(path) {
-            Ok(f) => Ok(f),
-            Err(EngineError::Segment(e)) => Err(EngineError::Segment(e)),
-            Err(first) => {
-                tracing::info!(file = %path.display(), reason = %first, "cannot map in place; decoding into a segment");
-                let file = std::fs::File::open(path).map_err(|e| EngineError::Io {
-                    path: path.display().to_string(),
-                    source: e,
-                })?;
-                let reader = arrow_ipc::reader::FileReader::try_new(file, None)
-                    .map_err(|e| input_err(path, e))?;
-                let schema = reader.schema();
-                let batches = reader
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| input_err(path, e))?;
-                SharedFrame::from_batches(schema, &batches, &self.segment_dir(), "arrow")
-            }
+        match self.file_format(path)? {
+            FileFormat::Npy => self.frame_from_npy(path),
+            FileFormat::Arrow => self.frame_from_arrow_file(path),
+            FileFormat::Parquet => self.frame_from_parquet(path),
+            FileFormat::Csv => self.frame_from_csv(path),
         }
     }
 
-    /// Record batches, copied once into a segment.
-    pub fn frame_from_batches(&self, batches: &[RecordBatch]) -> Result<SharedFrame, EngineError> {
-        let schema = batches
-            .first()
-            .map(|b| b.schema())
-            .ok_or_else(|| EngineError::Input {
-                what: "batches".into(),
-                reason: "no batch given".into(),
-            })?;
-        SharedFrame::from_batches(schema, batches, &self.segment_dir(), "batch")
-    }
-
-    /// A 2-D `ndarray` view of any [`Element`] type, copied once into a segment as the matrix
-    /// column `x` (`FixedSizeList` of `cols` values). A view that is not in standard (C) order
-    /// is copied into that order first.
-    ///
-    /// ```no_run
-    /// let engine = shmframe::Engine::builder().workers(2).build()?;
-    /// let m = ndarray::Array2::<f32>::ones((1000, 16));
-    /// let frame = engine.frame_from_ndarray(m.view())?;
-    /// # Ok::<(), shmframe::EngineError>(())
-    /// ```
-    pub fn frame_from_ndarray<T: Element>(
-        &self,
-        m: ndarray::ArrayView2<'_, T>,
-    ) -> Result<SharedFrame, EngineError> {
-        let (rows, cols) = m.dim();
-        let owned;
-        let slice = match m.as_slice() {
-            Some(s) => s,
-            None => {
-                owned = m.iter().copied().collect::<Vec<T>>();
-                &owned
-            }
-        };
-        matrix_into_segment(
-            bytemuck::cast_slice(slice),
-            T::DATA_TYPE,
-            rows,
-            Some(cols),
-            &self.segment_dir(),
-            "ndarray",
-        )
-    }
-
-    /// Row-major values of any [`Element`] type, `cols` per row, copied once into a segment
-    /// as the matrix column `x`.
-    pub fn frame_from_slice<T: Element>(
-        &self,
-        values: &[T],
-        cols: usize,
-    ) -> Result<SharedFrame, EngineError> {
-        if cols == 0 || !values.len().is_multiple_of(cols) {
-            return Err(EngineError::Input {
-                what: "values".into(),
-                reason: format!("{} values do not make rows of {cols}", values.len()),
-            });
+    /// The format [`Engine::frame_from_file`] would read `path` as.
+    pub fn file_format(&self, path: impl AsRef<Path>) -> Result<FileFormat, EngineError> {
+        let path = path.as_ref();
+        if path.is_dir() {
+            return Err(input_err(path, "is a directory, not a file"));
         }
-        matrix_into_segment(
-            bytemuck::cast_slice(values),
-            T::DATA_TYPE,
-            values.len() / cols,
-            Some(cols),
-            &self.segment_dir(),
-            "slice",
-        )
+        let mut f = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
+        let mut head = Vec::with_capacity(sniff::SNIFF_LEN);
+        (&mut f)
+            .take(sniff::SNIFF_LEN as u64)
+            .read_to_end(&mut head)
+            .map_err(|e| io_err(path, e))?;
+        let mut tail = [0u8; 4];
+        let len = f.metadata().map_err(|e| io_err(path, e))?.len();
+        if len >= 8 {
+            use std::io::{Seek, SeekFrom};
+            f.seek(SeekFrom::Start(len - 4))
+                .and_then(|_| f.read_exact(&mut tail))
+                .map_err(|e| io_err(path, e))?;
+        }
+        sniff::detect(path, &head, &tail).map_err(|reason| input_err(path, reason))
     }
 
-    /// A Parquet file, decoded once into a segment.
-    pub fn frame_from_parquet(&self, path: impl AsRef<Path>) -> Result<SharedFrame, EngineError> {
-        let path = path.as_ref();
-        let file = std::fs::File::open(path).map_err(|e| EngineError::Io {
-            path: path.display().to_string(),
-            source: e,
-        })?;
-        let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|e| input_err(path, e))?;
-        let schema = builder.schema().clone();
-        let reader = builder
-            .with_batch_size(64 * 1024)
-            .build()
-            .map_err(|e| input_err(path, e))?;
-        let batches = reader
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| input_err(path, e))?;
-        SharedFrame::from_batches(schema, &batches, &self.segment_dir(), "parquet")
-    }
-
-    /// A CSV file with a header row (types inferred from the first 1000 rows), decoded once
-    /// into a segment.
-    pub fn frame_from_csv(&self, path: impl AsRef<Path>) -> Result<SharedFrame, EngineError> {
-        let path = path.as_ref();
-        let io = |e| EngineError::Io {
-            path: path.display().to_string(),
-            source: e,
-        };
-        let mut file = std::fs::File::open(path).map_err(io)?;
-        let format = arrow_csv::reader::Format::default().with_header(true);
-        let (schema, _) = format
-            .infer_schema(&mut file, Some(1000))
-            .map_err(|e| input_err(path, e))?;
-        use std::io::Seek;
-        file.rewind().map_err(io)?;
-        let schema = Arc::new(schema);
-        let reader = arrow_csv::ReaderBuilder::new(schema.clone())
-            .with_header(true)
-            .build(file)
-            .map_err(|e| input_err(path, e))?;
-        let batches = reader
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| input_err(path, e))?;
-        SharedFrame::from_batches(schema, &batches, &self.segment_dir(), "csv")
-    }
-
-    /// Any supported file, by extension: `.npy`, `.arrow`/`.feather`/`.ipc`, `.parquet`,
-    /// `.csv`; or `shm:NAME` for a named segment.
+    /// `shm:NAME` for a named segment, else a file ([`Engine::frame_from_file`]).
     pub fn frame_from_source(&self, src: &str) -> Result<SharedFrame, EngineError> {
         if let Some(name) = src.strip_prefix("shm:") {
             return SharedFrame::attach(&SegmentName::from_user_input(name)?, &self.segment_dir());
         }
-        let path = Path::new(src);
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        match ext.as_str() {
-            "npy" => self.frame_from_npy(path),
-            "arrow" | "feather" | "ipc" | "arrows" => self.frame_from_arrow_file(path),
-            "parquet" | "pq" => self.frame_from_parquet(path),
-            "csv" => self.frame_from_csv(path),
-            _ => Err(input_err(
-                path,
-                "unknown file type (expected .npy, .arrow, .feather, .parquet, .csv or shm:NAME)",
-            )),
-        }
+        self.frame_from_file(src)
+    }
+
+    /// The most bytes a file loader may decode ([`crate::EngineBuilder::load_limit`]).
+    pub fn load_limit(&self) -> u64 {
+        self.cfg.load_limit
     }
 }

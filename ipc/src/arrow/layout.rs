@@ -325,7 +325,10 @@ impl Layout {
         };
         let batch_meta = message.encode(rows);
 
-        let schema_msg = schema_message(schema);
+        let schema_msg = schema_message(
+            schema,
+            &mut arrow_ipc::writer::DictionaryTracker::new(false),
+        );
         let msg_off = HEADER_LEN + schema_msg.len();
         let body_off = msg_off + batch_meta.len();
         let block = arrow_ipc::Block::new(

@@ -17,13 +17,15 @@
 
 mod layout;
 mod read;
+#[doc(hidden)]
+pub mod testing;
 mod write;
 
 use crate::error::SegmentError;
 use crate::header::ContentKind;
 
 pub use layout::{ColumnBuffers, ColumnPlan, PlannedSegment, plan_layout, plan_layout_into};
-pub use read::{IpcFile, buffer_range_in, read_ipc_file};
+pub use read::{IpcFile, ReadOptions, buffer_range_in, read_ipc_file, read_ipc_with};
 pub use write::write_batches;
 
 /// An error from writing or reading Arrow data in a segment.
@@ -42,21 +44,48 @@ pub enum ArrowSegmentError {
         kind: ContentKind,
     },
     /// The Arrow IPC bytes are invalid.
-    #[error("segment {name}: invalid Arrow IPC file: {reason}")]
+    #[error("{name}: invalid Arrow IPC data: {reason}")]
     Invalid {
-        /// The segment name.
+        /// What was read: `segment NAME` or a file's path.
         name: String,
         /// Why.
         reason: String,
     },
     /// Arrow refused the data.
-    #[error("segment {name}: {source}")]
+    #[error("{name}: {source}")]
     Arrow {
-        /// The segment name.
+        /// What was read: `segment NAME` or a file's path.
         name: String,
         /// The arrow error.
         #[source]
         source: arrow_schema::ArrowError,
+    },
+    /// The data is big-endian: arrow-rs would read its values with the wrong byte order, so
+    /// it is refused rather than read wrong.
+    #[error(
+        "{name}: big-endian Arrow data is not supported (values would be misread); rewrite it \
+         little-endian, e.g. with pyarrow: pa.ipc.new_file(out, table.schema).write(table)"
+    )]
+    BigEndian {
+        /// What was read.
+        name: String,
+    },
+    /// The data is compressed (LZ4 frame or ZSTD) and the reading was zero-copy only.
+    #[error("{name}: compressed Arrow IPC buffers cannot be mapped in place")]
+    Compressed {
+        /// What was read.
+        name: String,
+    },
+    /// Decoding would produce more than [`ReadOptions::max_decoded_bytes`].
+    #[error(
+        "{name}: decoding would produce more than the limit of {limit} bytes (a hostile or \
+         corrupt file, or raise the limit)"
+    )]
+    TooLarge {
+        /// What was read.
+        name: String,
+        /// The limit in bytes.
+        limit: u64,
     },
     /// A type that the planned layout does not support.
     #[error("column {column:?}: type {data_type} is not supported here ({reason})")]
@@ -95,7 +124,12 @@ pub(crate) fn footer_bytes(
     let mut fbb = flatbuffers::FlatBufferBuilder::new();
     let dicts = fbb.create_vector(dictionaries);
     let recs = fbb.create_vector(batches);
-    let schema = arrow_ipc::convert::IpcSchemaEncoder::new().schema_to_fb_offset(&mut fbb, schema);
+    // A fresh tracker numbers the dictionaries depth-first from 0, as the one that encoded
+    // the schema message and the batches did: the footer names the same ids.
+    let mut tracker = arrow_ipc::writer::DictionaryTracker::new(false);
+    let schema = arrow_ipc::convert::IpcSchemaEncoder::new()
+        .with_dictionary_tracker(&mut tracker)
+        .schema_to_fb_offset(&mut fbb, schema);
     let mut fb = arrow_ipc::FooterBuilder::new(&mut fbb);
     fb.add_version(arrow_ipc::MetadataVersion::V5);
     fb.add_schema(schema);
@@ -114,12 +148,15 @@ pub(crate) fn footer_bytes(
 /// The end-of-stream marker that closes the message stream before the footer.
 pub(crate) const EOS: [u8; 8] = [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0];
 
-/// The schema message, framed.
-pub(crate) fn schema_message(schema: &arrow_schema::Schema) -> Vec<u8> {
+/// The schema message, framed. `tracker` assigns the dictionary ids; the batches must be
+/// encoded with the same tracker.
+pub(crate) fn schema_message(
+    schema: &arrow_schema::Schema,
+    tracker: &mut arrow_ipc::writer::DictionaryTracker,
+) -> Vec<u8> {
     let generator = arrow_ipc::writer::IpcDataGenerator::default();
-    let mut tracker = arrow_ipc::writer::DictionaryTracker::new(false);
     let opts = write_options();
-    let enc = generator.schema_to_bytes_with_dictionary_tracker(schema, &mut tracker, &opts);
+    let enc = generator.schema_to_bytes_with_dictionary_tracker(schema, tracker, &opts);
     frame_metadata(&enc.ipc_message)
 }
 

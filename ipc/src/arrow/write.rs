@@ -26,7 +26,7 @@ pub fn write_batches(
     let mut tracker = DictionaryTracker::new(false);
     let wopts = write_options();
     let mut ctx = IpcWriteContext::default();
-    let schema_msg = schema_message(schema);
+    let schema_msg = schema_message(schema, &mut tracker);
     // (framed metadata, body, is_dictionary)
     let mut messages: Vec<(Vec<u8>, Vec<u8>, bool)> = Vec::new();
     for b in batches {
