@@ -329,7 +329,12 @@ fn csv_with_columns() {
         Some(&t.seg()),
     );
     assert!(out.contains("[a,b,c]"), "{out}");
-    assert_close(&npy_vec(&t.path("d.npy")), &want, 1e-12, "csv l2, default columns");
+    assert_close(
+        &npy_vec(&t.path("d.npy")),
+        &want,
+        1e-12,
+        "csv l2, default columns",
+    );
     assert!(t.segments().is_empty(), "leaked: {:?}", t.segments());
 }
 

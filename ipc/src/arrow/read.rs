@@ -229,7 +229,9 @@ impl<'a> Reader<'a> {
             let msg = message_of(&data, meta_len).map_err(|e| self.invalid(e))?;
             match (&mut state, msg.header_type()) {
                 (None, arrow_ipc::MessageHeader::Schema) => {
-                    let fb = msg.header_as_schema().expect("schema header");
+                    let fb = msg
+                        .header_as_schema()
+                        .ok_or_else(|| self.invalid("schema message without a schema"))?;
                     let schema = self.schema(fb)?;
                     let d = decoder(schema.clone(), self.opts);
                     state = Some((d, schema));
@@ -317,7 +319,9 @@ impl<'a> Reader<'a> {
                     buffer.len()
                 ))
             })?;
-        let block = arrow_ipc::Block::new(0, (prefix + len) as i32, body as i64);
+        let meta = i32::try_from(prefix + len)
+            .map_err(|_| self.invalid(format!("message at byte {at}: metadata too long")))?;
+        let block = arrow_ipc::Block::new(0, meta, body as i64);
         Ok(Some((block, meta_end)))
     }
 
@@ -406,18 +410,58 @@ impl<'a> Reader<'a> {
                 }
             }
         }
-        let nodes = rb
-            .nodes()
-            .map(|n| n.iter().collect::<Vec<_>>())
-            .unwrap_or_default();
-        if nodes_of_schema {
-            let mut it = nodes.into_iter();
-            for f in schema.fields() {
-                check_node(f.data_type(), &mut it).map_err(|e| self.invalid(e))?;
-            }
+        // The types whose nodes and buffers this message holds: the schema's fields, or for
+        // a dictionary batch the value type of the dictionary it fills.
+        let types: Vec<arrow_schema::DataType> = if nodes_of_schema {
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.data_type().clone())
+                .collect()
         } else {
-            for n in nodes {
-                check_counts(n).map_err(|e| self.invalid(e))?;
+            let id = msg
+                .header_as_dictionary_batch()
+                .map(|d| d.id())
+                .unwrap_or_default();
+            // arrow-rs looks the dictionary up the same (deprecated) way.
+            #[allow(deprecated)]
+            let fields = schema.fields_with_dict_id(id);
+            match fields.first().map(|f| f.data_type()) {
+                Some(arrow_schema::DataType::Dictionary(_, v)) => vec![v.as_ref().clone()],
+                _ => Vec::new(), // the decoder reports an unknown dictionary itself
+            }
+        };
+        let lengths = rb
+            .buffers()
+            .iter()
+            .flatten()
+            .map(|b| {
+                let (at, len) = (b.offset() as usize, b.length() as u64);
+                if !compressed || len == 0 {
+                    return len;
+                }
+                // Checked above: every non-empty compressed buffer has its 8-byte prefix.
+                match i64::from_le_bytes(body[at..at + 8].try_into().expect("8 bytes")) {
+                    -1 => len - 8,
+                    n => n as u64,
+                }
+            })
+            .collect();
+        let mut walk = Walk {
+            nodes: rb.nodes().map(|n| n.iter().collect()).unwrap_or_default(),
+            next_node: 0,
+            buffers: lengths,
+            next_buffer: 0,
+            variadic: rb
+                .variadicBufferCounts()
+                .map(|v| v.iter().collect())
+                .unwrap_or_default(),
+            next_variadic: 0,
+            v4: msg.version() < arrow_ipc::MetadataVersion::V5,
+        };
+        for dt in &types {
+            if !walk.field(dt).map_err(|e| self.invalid(e))? {
+                break; // ran out of nodes or buffers: the decoder reports it
             }
         }
         self.decoded
@@ -466,42 +510,157 @@ fn check_counts(n: &arrow_ipc::FieldNode) -> Result<(), String> {
     Ok(())
 }
 
-fn check_node<'a>(
-    dt: &arrow_schema::DataType,
-    nodes: &mut impl Iterator<Item = &'a arrow_ipc::FieldNode>,
-) -> Result<(), String> {
-    use arrow_schema::DataType as D;
-    let Some(n) = nodes.next() else {
-        return Ok(()); // too few nodes: the decoder reports it
-    };
-    check_counts(n)?;
-    match dt {
-        D::FixedSizeList(child, size) => {
-            if (n.length() as u64)
-                .checked_mul((*size).max(0) as u64)
-                .is_none_or(|v| v > isize::MAX as u64)
-            {
-                return Err(format!(
-                    "fixed-size list of {} rows x {size} overflows",
-                    n.length()
-                ));
+/// The nodes and buffers of one message, taken in the order arrow-rs's `RecordBatchDecoder`
+/// takes them (`create_array`), so each buffer can be checked for what the decoder will do
+/// with it: field nodes with sane lengths, offsets and views in whole elements (arrow-rs's
+/// `typed_data` asserts that), union type ids and offsets long enough for the node
+/// (`slice_with_length` asserts that). Lengths are the uncompressed ones.
+struct Walk<'a> {
+    nodes: Vec<&'a arrow_ipc::FieldNode>,
+    next_node: usize,
+    buffers: Vec<u64>,
+    next_buffer: usize,
+    variadic: Vec<i64>,
+    next_variadic: usize,
+    /// Metadata before V5: unions carry a validity buffer.
+    v4: bool,
+}
+
+impl Walk<'_> {
+    fn node(&mut self) -> Result<Option<u64>, String> {
+        let Some(n) = self.nodes.get(self.next_node) else {
+            return Ok(None);
+        };
+        self.next_node += 1;
+        check_counts(n)?;
+        Ok(Some(n.length() as u64))
+    }
+
+    /// The next buffer's length, which must be whole `width`-byte elements.
+    fn buffer(&mut self, width: u64, what: &str) -> Result<Option<u64>, String> {
+        let Some(&len) = self.buffers.get(self.next_buffer) else {
+            return Ok(None);
+        };
+        self.next_buffer += 1;
+        if width > 1 && !len.is_multiple_of(width) {
+            return Err(format!(
+                "{what} buffer of {len} bytes is not whole {width}-byte elements"
+            ));
+        }
+        Ok(Some(len))
+    }
+
+    /// Checks one field; `false` once the nodes or buffers run out.
+    fn field(&mut self, dt: &arrow_schema::DataType) -> Result<bool, String> {
+        use arrow_schema::DataType as D;
+        let Some(len) = self.node()? else {
+            return Ok(false);
+        };
+        let some = |b: Option<u64>| b.is_some();
+        Ok(match dt {
+            D::Null => true,
+            D::Utf8 | D::Binary | D::LargeUtf8 | D::LargeBinary => {
+                let w = if matches!(dt, D::LargeUtf8 | D::LargeBinary) {
+                    8
+                } else {
+                    4
+                };
+                some(self.buffer(1, "validity")?)
+                    && some(self.buffer(w, "offsets")?)
+                    && some(self.buffer(1, "data")?)
             }
-            check_node(child.data_type(), nodes)
-        }
-        D::List(c) | D::LargeList(c) | D::ListView(c) | D::LargeListView(c) | D::Map(c, _) => {
-            check_node(c.data_type(), nodes)
-        }
-        D::Struct(fields) => fields
-            .iter()
-            .try_for_each(|f| check_node(f.data_type(), nodes)),
-        D::Union(fields, _) => fields
-            .iter()
-            .try_for_each(|(_, f)| check_node(f.data_type(), nodes)),
-        D::RunEndEncoded(a, b) => {
-            check_node(a.data_type(), nodes)?;
-            check_node(b.data_type(), nodes)
-        }
-        _ => Ok(()),
+            D::Utf8View | D::BinaryView => {
+                let Some(&count) = self.variadic.get(self.next_variadic) else {
+                    return Ok(false);
+                };
+                self.next_variadic += 1;
+                let count =
+                    usize::try_from(count).map_err(|_| format!("variadic buffer count {count}"))?;
+                if count > self.buffers.len() {
+                    return Err(format!("{count} variadic buffers claimed"));
+                }
+                if !(some(self.buffer(1, "validity")?) && some(self.buffer(16, "views")?)) {
+                    return Ok(false);
+                }
+                for _ in 0..count {
+                    if !some(self.buffer(1, "variadic data")?) {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            D::List(c) | D::Map(c, _) | D::LargeList(c) => {
+                let w = if matches!(dt, D::LargeList(_)) { 8 } else { 4 };
+                some(self.buffer(1, "validity")?)
+                    && some(self.buffer(w, "offsets")?)
+                    && self.field(c.data_type())?
+            }
+            D::ListView(c) | D::LargeListView(c) => {
+                let w = if matches!(dt, D::LargeListView(_)) {
+                    8
+                } else {
+                    4
+                };
+                some(self.buffer(1, "validity")?)
+                    && some(self.buffer(w, "offsets")?)
+                    && some(self.buffer(w, "sizes")?)
+                    && self.field(c.data_type())?
+            }
+            D::FixedSizeList(c, size) => {
+                if len
+                    .checked_mul((*size).max(0) as u64)
+                    .is_none_or(|v| v > isize::MAX as u64)
+                {
+                    return Err(format!("fixed-size list of {len} rows x {size} overflows"));
+                }
+                some(self.buffer(1, "validity")?) && self.field(c.data_type())?
+            }
+            D::Struct(fields) => {
+                if !some(self.buffer(1, "validity")?) {
+                    return Ok(false);
+                }
+                for f in fields {
+                    if !self.field(f.data_type())? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            D::RunEndEncoded(a, b) => self.field(a.data_type())? && self.field(b.data_type())?,
+            D::Dictionary(key, _) => {
+                let w = key.primitive_width().unwrap_or(1) as u64;
+                some(self.buffer(1, "validity")?) && some(self.buffer(w, "indices")?)
+            }
+            D::Union(fields, mode) => {
+                if self.v4 && !some(self.buffer(1, "validity")?) {
+                    return Ok(false);
+                }
+                let Some(ids) = self.buffer(1, "type ids")? else {
+                    return Ok(false);
+                };
+                if ids < len {
+                    return Err(format!("union of {len} rows has {ids} type ids"));
+                }
+                if *mode == arrow_schema::UnionMode::Dense {
+                    let Some(offsets) = self.buffer(4, "union offsets")? else {
+                        return Ok(false);
+                    };
+                    if offsets < len.saturating_mul(4) {
+                        return Err(format!(
+                            "dense union of {len} rows has {offsets} offset bytes"
+                        ));
+                    }
+                }
+                for (_, f) in fields.iter() {
+                    if !self.field(f.data_type())? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            // Every other type: validity and values (arrow-rs's default case).
+            _ => some(self.buffer(1, "validity")?) && some(self.buffer(1, "values")?),
+        })
     }
 }
 
