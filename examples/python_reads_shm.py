@@ -8,6 +8,7 @@
 Any segment works the same way, a job's output included (its path is printed by the library
 as `frame.path()`): a shmframe segment is a valid Arrow IPC file.
 """
+
 import sys
 
 import numpy as np

@@ -57,7 +57,11 @@ def main():
     write("arrow_file", "pyarrow-zstd", ipc_bytes(t, compression="zstd"))
     write("arrow_file", "pyarrow-stream-zstd", ipc_bytes(t, stream=True, compression="zstd"))
     write("arrow_file", "pyarrow-v4", ipc_bytes(t, metadata_version=ipc.MetadataVersion.V4))
-    write("arrow_file", "pyarrow-legacy-stream", ipc_bytes(t.select(["a", "b"]), stream=True, use_legacy_format=True))
+    write(
+        "arrow_file",
+        "pyarrow-legacy-stream",
+        ipc_bytes(t.select(["a", "b"]), stream=True, use_legacy_format=True),
+    )
     write("arrow_file", "pyarrow-one-batch", ipc_bytes(t.combine_chunks().slice(0, 8)))
     write("arrow_file", "pyarrow-empty", ipc_bytes(t.slice(0, 0)))
     sink = io.BytesIO()

@@ -34,8 +34,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 # compare.py sets the no-BLAS-threads environment before numpy is imported: import it first.
-from compare import IMAGES_BEGIN as BEGIN, IMAGES_END as END, machine_info, median  # noqa: E402
-
 import argparse  # noqa: E402
 import datetime  # noqa: E402
 import io  # noqa: E402
@@ -50,6 +48,9 @@ import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
 import numpy as np  # noqa: E402
+from compare import IMAGES_BEGIN as BEGIN  # noqa: E402
+from compare import IMAGES_END as END  # noqa: E402
+from compare import machine_info, median  # noqa: E402
 from PIL import Image, ImageOps  # noqa: E402
 
 ROOT = HERE.parent.parent
@@ -103,7 +104,7 @@ def load_photos(directory: Path) -> list[Photo]:
         lines = manifest.read_text().splitlines()
         head = lines[0].split("\t")
         for line in lines[1:]:
-            r = dict(zip(head, line.split("\t")))
+            r = dict(zip(head, line.split("\t"), strict=False))
             out.append(
                 Photo(
                     r["file"],
@@ -292,8 +293,8 @@ class PillowPool(Method):
     def quality(self, photos, tmp):
         res = self.pool.map(pillow_pixels, [(self.key, str(p.path)) for p in photos], chunksize=1)
         return {
-            "pixels": {p.stem: r[0] for p, r in zip(photos, res)},
-            "jpeg": {p.stem: r[1] for p, r in zip(photos, res)},
+            "pixels": {p.stem: r[0] for p, r in zip(photos, res, strict=False)},
+            "jpeg": {p.stem: r[1] for p, r in zip(photos, res, strict=False)},
             "sampling": ", ".join(sorted({r[2] for r in res if r[2]})) or "n/a",
         }
 
@@ -350,7 +351,7 @@ class VipsThumbnail(Method):
             d.mkdir()
             self._run([p.path for p in photos], d, fmt)
             files = [d / f"{p.stem}.{fmt[:3]}" for p in photos]
-            got[kind] = {p.stem: rgb(Image.open(f)) for p, f in zip(photos, files)}
+            got[kind] = {p.stem: rgb(Image.open(f)) for p, f in zip(photos, files, strict=False)}
             if kind == "jpeg":
                 got["sampling"] = jpeg_sampling(files)
             shutil.rmtree(d)
@@ -527,6 +528,7 @@ def measure_quality(
         zip(
             [p.stem for p in photos],
             pool.map(reference, [str(p.path) for p in photos], chunksize=1),
+            strict=False,
         )
     )
     q: dict[str, dict] = {}
@@ -538,7 +540,7 @@ def measure_quality(
                 q[m.key][kind] = [psnr(got[kind][p.stem], refs[p.stem]) for p in photos]
         if verbose:
             for kind in ("pixels", "jpeg"):
-                for p, v in zip(photos, q[m.key].get(kind, [])):
+                for p, v in zip(photos, q[m.key].get(kind, []), strict=False):
                     log(f"      {m.key} {kind} {p.name}: {v:.2f} dB")
         log(
             f"   {NAME[m.key]}: "

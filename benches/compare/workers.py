@@ -6,9 +6,9 @@ All pools run the same per-chunk kernel, `l2`, numpy's fastest row norm.
 """
 
 import os
+from multiprocessing import resource_tracker, shared_memory
 
 import numpy as np
-from multiprocessing import resource_tracker, shared_memory
 
 
 def l2(x):

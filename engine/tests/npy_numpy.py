@@ -33,10 +33,7 @@ def values(dtype, shape):
 
 def write_old_style(path, array, align=16):
     """A version 1.0 file padded like numpy < 1.14: data offset a multiple of 16 only."""
-    header = "{'descr': %r, 'fortran_order': False, 'shape': %r, }" % (
-        array.dtype.str,
-        array.shape,
-    )
+    header = f"{{'descr': {array.dtype.str!r}, 'fortran_order': False, 'shape': {array.shape!r}, }}"
     total = 10 + len(header) + 1
     total += -total % align
     if total % 64 == 0:  # make sure the offset is not 64-aligned by accident
@@ -68,7 +65,9 @@ def write(d):
     with open(d / "np_f64_10.npy", "rb") as f:
         np.lib.format.read_magic(f)
         np.lib.format.read_array_header_1_0(f)
-        print(f"numpy {np.__version__}: data offset {f.tell()} (ARRAY_ALIGN {np.lib.format.ARRAY_ALIGN})")
+        print(
+            f"numpy {np.__version__}: data offset {f.tell()} (ARRAY_ALIGN {np.lib.format.ARRAY_ALIGN})"
+        )
 
 
 def check(d):

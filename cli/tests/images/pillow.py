@@ -112,7 +112,7 @@ def orientation_files(pic, o):
     payload = ex.tobytes()
     png_raw.add_text(
         "Raw profile type exif",
-        "\nexif\n%8d\n%s\n" % (len(payload), payload.hex()),
+        f"\nexif\n{len(payload):8d}\n{payload.hex()}\n",
         zip=True,
     )
     png_xmp = PngImagePlugin.PngInfo()

@@ -30,6 +30,16 @@ pub enum StartMethod {
         /// The worker executable (default: the current executable).
         exe: Option<PathBuf>,
     },
+    /// Start `program args…` (fork + immediate exec), for hosts whose workers are not an
+    /// executable of their own: an interpreter given the arguments that load the engine and
+    /// call [`crate::spawned_worker_main`] (the Python package starts its workers as
+    /// `python -I -S -c …`). The worker's role is in the environment, as for `Spawn`.
+    Command {
+        /// The program.
+        program: PathBuf,
+        /// Its arguments.
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 /// Builds an [`Engine`].

@@ -105,7 +105,11 @@ impl Pool {
                 let registry = Arc::new(self.cfg.registry.clone());
                 fork_worker(move || crate::worker::run(args, registry))?
             }
-            StartMethod::Spawn { exe } => spawn_worker(exe.as_deref(), &args)?,
+            StartMethod::Spawn { exe } => spawn_worker(exe.as_deref(), &[], &args)?,
+            StartMethod::Command {
+                program,
+                args: argv,
+            } => spawn_worker(Some(program), argv, &args)?,
         };
         self.slots[slot] = Some(pid);
         Ok(())
@@ -243,7 +247,11 @@ impl Pool {
     }
 }
 
-fn spawn_worker(exe: Option<&std::path::Path>, args: &WorkerArgs) -> Result<Pid, EngineError> {
+fn spawn_worker(
+    exe: Option<&std::path::Path>,
+    argv: &[std::ffi::OsString],
+    args: &WorkerArgs,
+) -> Result<Pid, EngineError> {
     let exe = match exe {
         Some(p) => p.to_path_buf(),
         None => std::env::current_exe().map_err(|e| EngineError::Spawn {
@@ -252,6 +260,7 @@ fn spawn_worker(exe: Option<&std::path::Path>, args: &WorkerArgs) -> Result<Pid,
         })?,
     };
     let child = std::process::Command::new(&exe)
+        .args(argv)
         .env(crate::WORKER_ENV, args.encode())
         .stdin(std::process::Stdio::null())
         .spawn()

@@ -1,0 +1,172 @@
+"""The :class:`Engine`: a pool of worker processes and the jobs it runs."""
+
+from __future__ import annotations
+
+import os
+import sys
+import weakref
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from shmframe import _shmframe
+from shmframe._errors import InvalidInput
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from shmframe._shmframe import Frame
+
+#: The row kernels :meth:`Engine.run` knows.
+KERNELS = (
+    "l1-norm",
+    "l2-norm",
+    "linf-norm",
+    "sum",
+    "mean",
+    "min",
+    "max",
+    "var",
+    "std",
+    "dot",
+    "cosine",
+    "normalize",
+)
+
+# A worker is this interpreter started afresh (-I: isolated, -S: no site), loading the
+# native module by its path and running the worker loop. It never inherits the calling
+# interpreter's threads (numpy's BLAS starts some at import), so no fork is involved.
+_WORKER_CODE = (
+    "import importlib.util as u, sys\n"
+    "s = u.spec_from_file_location('shmframe._shmframe', sys.argv[1])\n"
+    "m = u.module_from_spec(s)\n"
+    "s.loader.exec_module(m)\n"
+    "code = m._worker_main()\n"
+    "if code is None:\n"
+    "    sys.exit('shmframe worker: started without ' + m.WORKER_ENV)\n"
+    "sys.exit(code)\n"
+)
+
+
+def _worker_command() -> tuple[str, list[str]]:
+    return sys.executable, ["-I", "-S", "-c", _WORKER_CODE, _shmframe.__file__]
+
+
+def _close(native: _shmframe.Engine) -> None:
+    native.close()
+
+
+class Engine:
+    """A pool of worker processes over shared memory.
+
+    Use it as a context manager, or call :meth:`close`. Letting it go (garbage collection,
+    interpreter exit) also stops its workers and removes its segments; results already
+    returned stay valid.
+
+    Args:
+        workers: worker processes (default: the available cores).
+        segment_dir: where segments live (default: ``$SHMFRAME_DIR``, else ``/dev/shm``).
+
+    Workers are started as new interpreters (``python -I -S``) that load only the native
+    module, never by forking this process, so threads in this interpreter are harmless.
+
+    """
+
+    def __init__(self, workers: int | None = None, *, segment_dir: str | os.PathLike | None = None):
+        if workers is not None and workers < 1:
+            raise InvalidInput(f"workers must be at least 1, got {workers}")
+        program, args = _worker_command()
+        self._native = _shmframe.Engine(
+            program, args, workers, None if segment_dir is None else os.fspath(segment_dir)
+        )
+        self._finalizer = weakref.finalize(self, _close, self._native)
+
+    def close(self) -> None:
+        """Stop the workers and remove the engine's own segments. Idempotent."""
+        self._finalizer()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has run."""
+        return self._native.closed
+
+    @property
+    def workers(self) -> int:
+        """The number of worker processes."""
+        return self._native.workers
+
+    def worker_pids(self) -> list[int]:
+        """The pids of the live worker processes."""
+        return self._native.worker_pids()
+
+    def frame(self, data: np.ndarray | str | os.PathLike) -> Frame:
+        """Put data into shared memory as a :class:`Frame`.
+
+        Args:
+            data: a 2-D float32 or float64 numpy array (a C-contiguous one is copied once into
+                a segment; any other layout is first converted by
+                ``np.ascontiguousarray``, one more copy), or the path of a file (``.npy``,
+                Arrow IPC, Parquet, CSV; read by its content, mapped in place where the
+                format allows), or ``"shm:NAME"`` for a segment made by ``shmframe load``.
+
+        Raises:
+            InvalidInput: wrong dimensions or dtype (the message names them), a corrupt file.
+            NotFound: a missing file or segment.
+
+        """
+        if isinstance(data, (str, os.PathLike)):
+            return self._native.frame_from_source(os.fspath(data))
+        if not isinstance(data, np.ndarray):
+            raise InvalidInput(
+                f"expected a numpy array, a path or 'shm:NAME', got {type(data).__name__}"
+            )
+        if data.ndim != 2:
+            raise InvalidInput(f"expected a 2-D array (rows, cols), got shape {data.shape}")
+        if data.dtype not in (np.float32, np.float64):
+            raise InvalidInput(f"expected dtype float32 or float64, got {data.dtype}")
+        if data.shape[1] == 0:
+            raise InvalidInput(f"expected at least one column, got shape {data.shape}")
+        if not data.flags.c_contiguous:
+            data = np.ascontiguousarray(data)
+        return self._native.frame_from_numpy(data)
+
+    def run(
+        self,
+        kernel: str,
+        data: Frame | np.ndarray | str | os.PathLike,
+        *,
+        columns: Sequence[str] | None = None,
+        query: Sequence[float] | np.ndarray | None = None,
+        deadline: float | None = None,
+    ) -> np.ndarray:
+        """Run a row kernel and return its result as a read-only numpy view.
+
+        Args:
+            kernel: one of :data:`KERNELS`.
+            data: a :class:`Frame`, or anything :meth:`frame` takes.
+            columns: the columns to read (default: the matrix column, else every numeric
+                column).
+            query: the query vector of ``dot`` and ``cosine``.
+            deadline: cancel the job after this many seconds (raises :class:`Timeout`).
+
+        Returns:
+            A 1-D array (one value per row; float64, float32 input giving float32 results
+            only for ``normalize``) or, for ``normalize``, a 2-D array. It is a read-only
+            view of the output segment: assigning to it raises ``ValueError``, and the
+            segment lives exactly as long as the array does.
+
+        """
+        if kernel not in KERNELS:
+            raise InvalidInput(f"unknown kernel {kernel!r} (kernels: {', '.join(KERNELS)})")
+        frame = data if isinstance(data, _shmframe.Frame) else self.frame(data)
+        q = None if query is None else [float(v) for v in np.asarray(query, dtype=np.float64)]
+        out = self._native.run(
+            kernel, frame, None if columns is None else list(columns), q, None, deadline
+        )
+        return out.to_numpy()

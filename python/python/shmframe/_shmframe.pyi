@@ -1,0 +1,60 @@
+"""Type stubs of the native module ``shmframe._shmframe`` (private: use ``shmframe``)."""
+
+import numpy as np
+
+WORKER_ENV: str
+
+def _worker_main() -> int | None:
+    """Run this process as a worker when it was started as one."""
+
+class Frame:
+    """A frame in shared memory (or a mapped file)."""
+
+    @property
+    def num_rows(self) -> int:
+        """Rows."""
+    @property
+    def column_names(self) -> list[str]:
+        """Column names."""
+    @property
+    def path(self) -> str:
+        """The file or segment path holding the data."""
+    def default_columns(self) -> list[str]:
+        """The columns a kernel reads when none are named."""
+    def to_numpy(self, column: str | None = None) -> np.ndarray:
+        """A read-only numpy view of a column (default: the first)."""
+
+class Engine:
+    """The native engine; ``shmframe.Engine`` wraps it."""
+
+    def __init__(
+        self,
+        program: str,
+        args: list[str],
+        workers: int | None = None,
+        segment_dir: str | None = None,
+    ) -> None: ...
+    def close(self) -> None:
+        """Stop the workers and remove the engine's segments."""
+    @property
+    def closed(self) -> bool:
+        """Whether close has run."""
+    @property
+    def workers(self) -> int:
+        """Worker processes."""
+    def worker_pids(self) -> list[int]:
+        """Live worker pids."""
+    def frame_from_numpy(self, array: np.ndarray) -> Frame:
+        """Copy a C-contiguous 2-D float array into a frame."""
+    def frame_from_source(self, source: str) -> Frame:
+        """A frame from a file or ``shm:NAME``."""
+    def run(
+        self,
+        kernel: str,
+        frame: Frame,
+        columns: list[str] | None = None,
+        query: list[float] | None = None,
+        chunk_rows: int | None = None,
+        deadline: float | None = None,
+    ) -> Frame:
+        """Run a row kernel; the result frame."""

@@ -1,0 +1,190 @@
+//! `Engine`: the pool of worker processes, frames in, results out.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use numpy::{PyArray2, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use shmframe::{Kernel, RowKernel, RunOptions, SegmentDir, StartMethod};
+
+use crate::errors::IntoPy;
+use crate::frame::Frame;
+
+/// An engine: its worker processes, started as `program args…` (a Python interpreter that
+/// loads this module and calls `_worker_main`), never forked from the interpreter.
+#[pyclass(module = "shmframe._shmframe", frozen)]
+pub(crate) struct Engine {
+    inner: Mutex<Option<shmframe::Engine>>,
+}
+
+impl Engine {
+    /// Runs `f` on the engine with the GIL released; an error once closed.
+    fn with<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&shmframe::Engine) -> Result<T, shmframe::EngineError> + Send,
+    ) -> PyResult<T> {
+        // Locking and the work both happen detached: a thread waiting for another's job
+        // never holds the GIL (PyO3/pyo3#4764).
+        let r = py.detach(|| {
+            let guard = self
+                .inner
+                .lock()
+                .map_err(|_| "the engine's lock is poisoned")?;
+            let engine = guard.as_ref().ok_or("the engine is closed")?;
+            Ok(f(engine))
+        });
+        r.map_err(|e: &str| PyRuntimeError::new_err(e))?.py_err(py)
+    }
+}
+
+#[pymethods]
+impl Engine {
+    /// Starts `workers` worker processes (default: the available cores).
+    #[new]
+    #[pyo3(signature = (program, args, workers=None, segment_dir=None))]
+    fn new(
+        py: Python<'_>,
+        program: PathBuf,
+        args: Vec<String>,
+        workers: Option<usize>,
+        segment_dir: Option<PathBuf>,
+    ) -> PyResult<Self> {
+        let mut builder = shmframe::Engine::builder().start_method(StartMethod::Command {
+            program,
+            args: args.into_iter().map(OsString::from).collect(),
+        });
+        if let Some(n) = workers {
+            builder = builder.workers(n);
+        }
+        if let Some(d) = segment_dir {
+            builder = builder.segment_dir(SegmentDir::from_path(d));
+        }
+        let engine = py.detach(|| builder.build()).py_err(py)?;
+        Ok(Self {
+            inner: Mutex::new(Some(engine)),
+        })
+    }
+
+    /// Stops the workers and removes the engine's segments (frames and results already made
+    /// stay valid). Idempotent.
+    fn close(&self, py: Python<'_>) {
+        let engine = py.detach(|| self.inner.lock().ok().and_then(|mut g| g.take()));
+        py.detach(move || drop(engine));
+    }
+
+    /// Whether `close` has been called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.lock().map(|g| g.is_none()).unwrap_or(true)
+    }
+
+    /// The number of worker processes.
+    #[getter]
+    fn workers(&self, py: Python<'_>) -> PyResult<usize> {
+        self.with(py, |e| Ok(e.workers()))
+    }
+
+    /// The pids of the live workers.
+    fn worker_pids(&self, py: Python<'_>) -> PyResult<Vec<u32>> {
+        self.with(py, |e| Ok(e.worker_pids()))
+    }
+
+    /// A frame holding a copy of a C-contiguous 2-D float32 or float64 numpy array (the
+    /// matrix column `x`), copied once into shared memory with the GIL released.
+    fn frame_from_numpy(&self, py: Python<'_>, array: &Bound<'_, PyAny>) -> PyResult<Frame> {
+        let untyped = array
+            .cast::<PyUntypedArray>()
+            .map_err(|_| PyValueError::new_err("expected a numpy array"))?;
+        if untyped.ndim() != 2 {
+            return Err(PyValueError::new_err(format!(
+                "expected a 2-D array, got {} dimensions",
+                untyped.ndim()
+            )));
+        }
+        if !untyped.is_c_contiguous() {
+            return Err(PyValueError::new_err("expected a C-contiguous array"));
+        }
+        let cols = untyped.shape()[1];
+        if let Ok(a) = array.cast::<PyArray2<f64>>() {
+            let ro = a
+                .try_readonly()
+                .map_err(|e| PyValueError::new_err(e.to_string()))?;
+            let values = ro
+                .as_slice()
+                .map_err(|e| PyValueError::new_err(e.to_string()))?;
+            return self.copy_in(py, values, cols);
+        }
+        if let Ok(a) = array.cast::<PyArray2<f32>>() {
+            let ro = a
+                .try_readonly()
+                .map_err(|e| PyValueError::new_err(e.to_string()))?;
+            let values = ro
+                .as_slice()
+                .map_err(|e| PyValueError::new_err(e.to_string()))?;
+            return self.copy_in(py, values, cols);
+        }
+        Err(PyValueError::new_err(format!(
+            "expected float32 or float64, got {}",
+            untyped.dtype()
+        )))
+    }
+
+    /// A frame from a file (`.npy`, Arrow IPC, Parquet, CSV: the format from its content), or
+    /// from a named segment (`shm:NAME`).
+    fn frame_from_source(&self, py: Python<'_>, source: String) -> PyResult<Frame> {
+        let frame = self.with(py, move |e| e.frame_from_source(&source))?;
+        Ok(Frame::new(frame))
+    }
+
+    /// Runs a row kernel (`l2-norm`, `sum`, `cosine`, …) over `columns` of `frame` (default:
+    /// the frame's default columns); returns the result frame.
+    #[pyo3(signature = (kernel, frame, columns=None, query=None, chunk_rows=None, deadline=None))]
+    #[allow(clippy::too_many_arguments)] // the Python keyword arguments, one each
+    fn run(
+        &self,
+        py: Python<'_>,
+        kernel: &str,
+        frame: &Frame,
+        columns: Option<Vec<String>>,
+        query: Option<Vec<f64>>,
+        chunk_rows: Option<usize>,
+        deadline: Option<f64>,
+    ) -> PyResult<Frame> {
+        let kernel: RowKernel =
+            kernel
+                .parse()
+                .map_err(|e: shmframe::kernels::ParseRowKernelError| {
+                    PyValueError::new_err(e.to_string())
+                })?;
+        let f = frame.shared().clone();
+        let columns = columns.unwrap_or_else(|| f.default_columns());
+        let opts = RunOptions {
+            chunk_rows,
+            deadline: deadline.map(std::time::Duration::from_secs_f64),
+            ..RunOptions::default()
+        };
+        let (out, _) = self.with(py, move |e| {
+            let names: Vec<&str> = columns.iter().map(String::as_str).collect();
+            e.run_full(Kernel::Row(kernel), &f, &names, query.as_deref(), &opts)
+        })?;
+        Ok(Frame::new(out))
+    }
+}
+
+impl Engine {
+    fn copy_in<T: shmframe::Element>(
+        &self,
+        py: Python<'_>,
+        values: &[T],
+        cols: usize,
+    ) -> PyResult<Frame> {
+        if cols == 0 {
+            return Err(PyValueError::new_err("expected at least one column"));
+        }
+        let frame = self.with(py, |e| e.frame_from_slice(values, cols))?;
+        Ok(Frame::new(frame))
+    }
+}

@@ -1,0 +1,70 @@
+//! One conversion from engine errors to the package's exceptions. The classes are defined in
+//! pure Python (`shmframe/_errors.py`) because each derives from `shmframe.Error` and from
+//! the built-in a Python user would catch (`ValueError`, `TimeoutError`, …), which PyO3 cannot
+//! declare under the limited API.
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
+use shmframe::EngineError;
+use shmframe_ipc::SegmentError;
+
+/// The exception class named `name` in `shmframe._errors`.
+fn class<'py>(
+    py: Python<'py>,
+    cell: &'static PyOnceLock<Py<PyType>>,
+    name: &str,
+) -> PyResult<&'py Bound<'py, PyType>> {
+    cell.import(py, "shmframe._errors", name)
+}
+
+macro_rules! classes {
+    ($($ident:ident => $name:literal),* $(,)?) => {
+        $(static $ident: PyOnceLock<Py<PyType>> = PyOnceLock::new();)*
+    };
+}
+
+classes! {
+    ERROR => "Error",
+    INVALID => "InvalidInput",
+    TIMEOUT => "Timeout",
+    SPACE => "SegmentSpace",
+    NOT_FOUND => "NotFound",
+    WORKER_DIED => "WorkerDied",
+}
+
+/// The exception for an engine error: its class by what failed, its message the engine's.
+pub(crate) fn to_py(py: Python<'_>, e: EngineError) -> PyErr {
+    use shmframe::EngineError as E;
+    let msg = e.to_string();
+    let (cell, name) = match &e {
+        E::Input { .. } | E::NoColumn { .. } | E::ColumnType { .. } | E::Name(_) | E::Arrow(_) => {
+            (&INVALID, "InvalidInput")
+        }
+        E::Deadline { .. } => (&TIMEOUT, "Timeout"),
+        E::WorkersDied { .. } | E::ChunkKillsWorkers { .. } => (&WORKER_DIED, "WorkerDied"),
+        E::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            (&NOT_FOUND, "NotFound")
+        }
+        E::Segment(SegmentError::NoSpace { .. }) => (&SPACE, "SegmentSpace"),
+        E::Segment(SegmentError::NotFound { .. }) => (&NOT_FOUND, "NotFound"),
+        _ => (&ERROR, "Error"),
+    };
+    match class(py, cell, name) {
+        Ok(ty) => PyErr::from_type(ty.clone(), msg),
+        Err(import) => PyRuntimeError::new_err(format!("{msg} (and {import})")),
+    }
+}
+
+/// `Result<T, EngineError>` into `PyResult<T>`.
+pub(crate) trait IntoPy<T> {
+    /// Converts the error with [`to_py`].
+    fn py_err(self, py: Python<'_>) -> PyResult<T>;
+}
+
+impl<T> IntoPy<T> for Result<T, EngineError> {
+    fn py_err(self, py: Python<'_>) -> PyResult<T> {
+        self.map_err(|e| to_py(py, e))
+    }
+}

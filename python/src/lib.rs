@@ -1,0 +1,30 @@
+//! `shmframe._shmframe`: the native module of the `shmframe` Python package. It stays small:
+//! an engine handle, frames, jobs, and errors mapped to the package's exception classes. The
+//! numpy conveniences, argument checks and documentation live in the Python layer
+//! (`python/shmframe/`).
+
+use pyo3::prelude::*;
+
+mod engine;
+mod errors;
+mod frame;
+
+/// Runs this process as an engine worker when it was started as one (the package starts its
+/// workers as `python -I -S -c …`, which loads this module by path and calls this); returns
+/// the exit code, or `None` when the process is not a worker.
+#[pyfunction]
+fn _worker_main(py: Python<'_>) -> Option<i32> {
+    let registry = shmframe::KernelRegistry::new();
+    py.detach(|| shmframe::spawned_worker_main(&registry))
+}
+
+/// The module.
+#[pymodule]
+fn _shmframe(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<engine::Engine>()?;
+    m.add_class::<frame::Frame>()?;
+    m.add_class::<frame::ColumnView>()?;
+    m.add_function(wrap_pyfunction!(_worker_main, m)?)?;
+    m.add("WORKER_ENV", shmframe::WORKER_ENV)?;
+    Ok(())
+}

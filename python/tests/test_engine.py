@@ -1,0 +1,180 @@
+import gc
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import shmframe
+from conftest import alive, cmdline
+
+RNG = np.random.default_rng(7)
+
+
+def mapped_file_at(addr: int) -> str | None:
+    """The file mapped at `addr` in this process (from /proc/self/maps)."""
+    with open("/proc/self/maps") as f:
+        for line in f:
+            parts = line.split(maxsplit=5)
+            lo, hi = (int(v, 16) for v in parts[0].split("-"))
+            if lo <= addr < hi:
+                return parts[5].strip() if len(parts) == 6 else None
+    return None
+
+
+def reference(kernel: str, x: np.ndarray, q: np.ndarray | None = None) -> np.ndarray:
+    x = x.astype(np.float64)
+    return {
+        "l1-norm": lambda: np.abs(x).sum(axis=1),
+        "l2-norm": lambda: np.linalg.norm(x, axis=1),
+        "linf-norm": lambda: np.abs(x).max(axis=1, initial=0.0),
+        "sum": lambda: x.sum(axis=1),
+        "mean": lambda: x.mean(axis=1),
+        "min": lambda: x.min(axis=1),
+        "max": lambda: x.max(axis=1),
+        "var": lambda: x.var(axis=1),
+        "std": lambda: x.std(axis=1),
+        "dot": lambda: x @ q,
+        "cosine": lambda: (x @ q) / (np.linalg.norm(x, axis=1) * np.linalg.norm(q)),
+        "normalize": lambda: x / np.linalg.norm(x, axis=1)[:, None],
+    }[kernel]()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kernel", shmframe.KERNELS)
+def test_every_kernel_matches_numpy(engine, kernel, dtype):
+    x = RNG.standard_normal((3001, 17)).astype(dtype)
+    q = RNG.standard_normal(17) if kernel in ("dot", "cosine") else None
+    got = engine.run(kernel, x, query=q)
+    want = reference(kernel, x, q)
+    rtol = 1e-10 if dtype == np.float64 else 1e-5
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("rows", [0, 1])
+def test_zero_and_one_row(engine, rows):
+    x = RNG.standard_normal((rows, 5))
+    got = engine.run("l2-norm", x)
+    assert got.shape == (rows,)
+    np.testing.assert_allclose(got, np.linalg.norm(x, axis=1))
+
+
+def test_results_are_read_only_views_that_keep_their_segment(engine, segdir):
+    x = RNG.standard_normal((1000, 8))
+    n = engine.run("l2-norm", x)
+    assert not n.flags.writeable
+    with pytest.raises(ValueError):
+        n[0] = 1.0
+    with pytest.raises(ValueError):
+        n.flags.writeable = True
+    # The view's base holds the output frame, whose segment is in the segment directory.
+    frame = n.base.frame
+    assert isinstance(frame, shmframe.Frame)
+    assert frame.path.startswith(str(segdir))
+    segment = frame.path
+    del frame
+    # Zero copy: the array's memory lies inside this process's mapping of that segment.
+    assert mapped_file_at(n.__array_interface__["data"][0]) == segment
+    assert (segdir / segment.rsplit("/", 1)[-1]).exists()
+    engine.close()
+    # The result outlives its engine...
+    np.testing.assert_allclose(n, np.linalg.norm(x, axis=1))
+    # ...and its segment goes with the last reference.
+    del n
+    gc.collect()
+    assert not any(p.name == segment.rsplit("/", 1)[-1] for p in segdir.iterdir())
+
+
+def test_non_contiguous_and_fortran_inputs_are_converted(engine):
+    x = RNG.standard_normal((500, 12))
+    for arr in (x[:, ::2], np.asfortranarray(x), x[::3]):
+        np.testing.assert_allclose(engine.run("sum", arr), arr.sum(axis=1), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (np.zeros((2, 3, 4)), "expected a 2-D array"),
+        (np.zeros(5), "expected a 2-D array"),
+        (np.zeros((4, 3), dtype=np.int64), "expected dtype float32 or float64, got int64"),
+        (np.zeros((4, 0)), "at least one column"),
+        ([[1.0, 2.0]], "expected a numpy array"),
+    ],
+)
+def test_bad_inputs_are_value_errors_naming_the_problem(engine, bad, message):
+    with pytest.raises(ValueError, match=message) as info:
+        engine.run("l2-norm", bad)
+    assert isinstance(info.value, shmframe.InvalidInput)
+    assert isinstance(info.value, shmframe.Error)
+
+
+def test_unknown_kernel_and_wrong_query(engine):
+    x = RNG.standard_normal((10, 3))
+    with pytest.raises(shmframe.InvalidInput, match="unknown kernel 'l3-norm'"):
+        engine.run("l3-norm", x)
+    with pytest.raises(ValueError, match="query"):
+        engine.run("dot", x, query=[1.0, 2.0])
+
+
+def test_missing_file_is_not_found(engine, tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        engine.frame(tmp_path / "nope.npy")
+    assert isinstance(info.value, shmframe.NotFound)
+
+
+def test_files_go_through_the_loaders(engine, tmp_path):
+    x = RNG.standard_normal((300, 6))
+    np.save(tmp_path / "x.npy", x)
+    np.testing.assert_allclose(engine.run("l1-norm", tmp_path / "x.npy"), np.abs(x).sum(axis=1))
+
+
+def test_workers_are_fresh_interpreters_not_forks(engine):
+    pids = engine.worker_pids()
+    assert len(pids) == 2
+    for pid in pids:
+        argv = cmdline(pid)
+        assert argv[0] == sys.executable and argv[1:3] == ["-I", "-S"], argv
+
+
+def test_closing_stops_the_workers(segdir):
+    e = shmframe.Engine(workers=2, segment_dir=segdir)
+    pids = e.worker_pids()
+    e.close()
+    e.close()  # idempotent
+    assert e.closed
+    deadline = time.monotonic() + 5
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any(alive(p) for p in pids)
+    assert list(segdir.iterdir()) == []
+    with pytest.raises(RuntimeError, match="closed"):
+        e.worker_pids()
+
+
+def test_an_engine_let_go_at_exit_leaves_nothing(segdir):
+    # A child interpreter makes an engine and a result and exits without closing anything.
+    code = (
+        "import numpy as np, shmframe, sys\n"
+        f"e = shmframe.Engine(workers=2, segment_dir={str(segdir)!r})\n"
+        "n = e.run('sum', np.ones((100, 4)))\n"
+        "print(' '.join(map(str, e.worker_pids())))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    pids = [int(p) for p in out.stdout.split()]
+    deadline = time.monotonic() + 5
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any(alive(p) for p in pids)
+    assert list(segdir.iterdir()) == []
+
+
+def test_error_hierarchy_derives_from_the_builtins():
+    assert issubclass(shmframe.Timeout, TimeoutError)
+    assert issubclass(shmframe.SegmentSpace, MemoryError)
+    assert issubclass(shmframe.SegmentSpace, OSError)
+    assert issubclass(shmframe.WorkerDied, RuntimeError)
+    for cls in (shmframe.Timeout, shmframe.SegmentSpace, shmframe.WorkerDied, shmframe.NotFound):
+        assert issubclass(cls, shmframe.Error)
+    assert shmframe.Engine.__doc__ and shmframe.Engine.run.__doc__
