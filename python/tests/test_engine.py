@@ -178,3 +178,34 @@ def test_error_hierarchy_derives_from_the_builtins():
     for cls in (shmframe.Timeout, shmframe.SegmentSpace, shmframe.WorkerDied, shmframe.NotFound):
         assert issubclass(cls, shmframe.Error)
     assert shmframe.Engine.__doc__ and shmframe.Engine.run.__doc__
+
+
+def test_submit_returns_futures_that_overlap_with_python_work(engine):
+    import concurrent.futures
+
+    xs = [RNG.standard_normal((20_000, 16)) for _ in range(4)]
+    futures = [engine.submit("l2-norm", x) for x in xs]
+    assert all(isinstance(f, concurrent.futures.Future) for f in futures)
+    busy = sum(i * i for i in range(10_000))  # Python work while the jobs run
+    for f, x in zip(futures, xs, strict=True):
+        np.testing.assert_allclose(f.result(timeout=60), np.linalg.norm(x, axis=1))
+    assert busy > 0
+
+
+def test_threads_sharing_one_engine_each_get_their_own_result(engine):
+    import threading
+
+    xs = [RNG.standard_normal((5_000 + 7 * i, 9)) for i in range(6)]
+    results: dict[int, np.ndarray] = {}
+
+    def work(i: int) -> None:
+        for _ in range(5):
+            results[i] = engine.run("sum", xs[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(xs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    for i, x in enumerate(xs):
+        np.testing.assert_allclose(results[i], x.sum(axis=1), rtol=1e-12)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import sys
+import threading
 import weakref
 from typing import TYPE_CHECKING
 
@@ -52,7 +54,9 @@ def _worker_command() -> tuple[str, list[str]]:
     return sys.executable, ["-I", "-S", "-c", _WORKER_CODE, _shmframe.__file__]
 
 
-def _close(native: _shmframe.Engine) -> None:
+def _close(native: _shmframe.Engine, executor: list[concurrent.futures.Executor]) -> None:
+    for ex in executor:
+        ex.shutdown(wait=True, cancel_futures=True)
     native.close()
 
 
@@ -79,7 +83,10 @@ class Engine:
         self._native = _shmframe.Engine(
             program, args, workers, None if segment_dir is None else os.fspath(segment_dir)
         )
-        self._finalizer = weakref.finalize(self, _close, self._native)
+        # The thread that runs submitted jobs, made on first use (a list the finalizer shares).
+        self._executor: list[concurrent.futures.Executor] = []
+        self._executor_lock = threading.Lock()
+        self._finalizer = weakref.finalize(self, _close, self._native, self._executor)
 
     def close(self) -> None:
         """Stop the workers and remove the engine's own segments. Idempotent."""
@@ -170,3 +177,23 @@ class Engine:
             kernel, frame, None if columns is None else list(columns), q, None, deadline
         )
         return out.to_numpy()
+
+    def submit(
+        self,
+        kernel: str,
+        data: Frame | np.ndarray | str | os.PathLike,
+        **kwargs: object,
+    ) -> concurrent.futures.Future[np.ndarray]:
+        """Start :meth:`run` in the background and return a :class:`~concurrent.futures.Future`.
+
+        The job runs on one background thread with the GIL released, so Python work in the
+        caller overlaps with it. Jobs of one engine run one at a time, in submission order
+        (calls from several threads are serialised the same way and each gets its own
+        correct result). :meth:`close` waits for a running job and cancels queued ones.
+        """
+        with self._executor_lock:
+            if not self._executor:
+                self._executor.append(
+                    concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="shmframe-job")
+                )
+            return self._executor[0].submit(self.run, kernel, data, **kwargs)
