@@ -132,6 +132,24 @@ impl Engine {
         )))
     }
 
+    /// A frame from any object that speaks the Arrow PyCapsule stream interface
+    /// (`__arrow_c_stream__`: a pyarrow Table or RecordBatchReader, a polars DataFrame, …):
+    /// its record batches, concatenated and copied once into a segment.
+    fn frame_from_arrow(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Frame> {
+        use arrow_array::ffi_stream::RecordBatchStreamReader;
+        use arrow_pyarrow::FromPyArrow;
+        let reader = RecordBatchStreamReader::from_pyarrow_bound(data)?;
+        let schema = arrow_array::RecordBatchReader::schema(&reader);
+        let mut batches = reader
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| PyValueError::new_err(format!("reading the Arrow stream: {e}")))?;
+        if batches.is_empty() {
+            batches.push(arrow_array::RecordBatch::new_empty(schema));
+        }
+        let frame = self.with(py, move |e| e.frame_from_batches(&batches))?;
+        Ok(Frame::new(frame))
+    }
+
     /// A frame from a file (`.npy`, Arrow IPC, Parquet, CSV: the format from its content), or
     /// from a named segment (`shm:NAME`).
     fn frame_from_source(&self, py: Python<'_>, source: String) -> PyResult<Frame> {

@@ -209,3 +209,21 @@ def test_threads_sharing_one_engine_each_get_their_own_result(engine):
         t.join(timeout=120)
     for i, x in enumerate(xs):
         np.testing.assert_allclose(results[i], x.sum(axis=1), rtol=1e-12)
+
+
+def test_pyarrow_and_polars_in_and_results_out_without_a_copy(engine):
+    pa = pytest.importorskip("pyarrow")
+    pl = pytest.importorskip("polars")
+    x = RNG.standard_normal((2_000, 8))
+    table = pa.table({"x": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 8)})
+    n = engine.run("l2-norm", table)
+    np.testing.assert_allclose(n, np.linalg.norm(x, axis=1), rtol=1e-12)
+    # A polars frame of plain numeric columns: the kernel runs across them per row.
+    df = pl.DataFrame({"a": x[:, 0], "b": x[:, 1], "name": [f"r{i}" for i in range(len(x))]})
+    s = engine.run("sum", df)
+    np.testing.assert_allclose(s, x[:, 0] + x[:, 1], rtol=1e-12)
+    # Out: pyarrow and polars wrap the result's memory, no copy.
+    arr = pa.array(n)
+    assert arr.buffers()[1].address == n.__array_interface__["data"][0]
+    series = pl.from_arrow(arr)
+    np.testing.assert_allclose(series.to_numpy(), n)

@@ -118,7 +118,9 @@ class Engine:
         Args:
             data: a 2-D float32 or float64 numpy array (a C-contiguous one is copied once into
                 a segment; any other layout is first converted by
-                ``np.ascontiguousarray``, one more copy), or the path of a file (``.npy``,
+                ``np.ascontiguousarray``, one more copy); a pyarrow Table or RecordBatch, a
+                polars DataFrame, or anything with ``__arrow_c_stream__`` (the Arrow PyCapsule
+                interface: copied once, no pyarrow needed for polars); the path of a file (``.npy``,
                 Arrow IPC, Parquet, CSV; read by its content, mapped in place where the
                 format allows), or ``"shm:NAME"`` for a segment made by ``shmframe load``.
 
@@ -129,6 +131,8 @@ class Engine:
         """
         if isinstance(data, (str, os.PathLike)):
             return self._native.frame_from_source(os.fspath(data))
+        if hasattr(data, "__arrow_c_stream__"):
+            return self._native.frame_from_arrow(data)
         if not isinstance(data, np.ndarray):
             raise InvalidInput(
                 f"expected a numpy array, a path or 'shm:NAME', got {type(data).__name__}"

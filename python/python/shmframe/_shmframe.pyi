@@ -46,6 +46,8 @@ class Engine:
         """Live worker pids."""
     def frame_from_numpy(self, array: np.ndarray) -> Frame:
         """Copy a C-contiguous 2-D float array into a frame."""
+    def frame_from_arrow(self, data: object) -> Frame:
+        """Copy an object with ``__arrow_c_stream__`` into a frame."""
     def frame_from_source(self, source: str) -> Frame:
         """A frame from a file or ``shm:NAME``."""
     def run(
