@@ -227,3 +227,35 @@ def test_pyarrow_and_polars_in_and_results_out_without_a_copy(engine):
     assert arr.buffers()[1].address == n.__array_interface__["data"][0]
     series = pl.from_arrow(arr)
     np.testing.assert_allclose(series.to_numpy(), n)
+
+
+def test_a_worker_killed_mid_job_still_gives_the_exact_result(engine):
+    import os
+    import signal
+    import threading
+
+    x = RNG.standard_normal((400_000, 16))
+    want = np.linalg.norm(x, axis=1)
+    frame = engine.frame(x)
+    victim = engine.worker_pids()[0]
+
+    def kill_soon() -> None:
+        time.sleep(0.002)
+        os.kill(victim, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_soon)
+    killer.start()
+    got = engine.run("l2-norm", frame, chunk_rows=2_000)
+    killer.join()
+    np.testing.assert_array_equal(got, engine.run("l2-norm", frame))
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert victim not in engine.worker_pids()  # replaced
+
+
+def test_a_deadline_raises_timeout_and_the_engine_stays_usable(engine):
+    x = RNG.standard_normal((2_000_000, 16))
+    frame = engine.frame(x)
+    with pytest.raises(TimeoutError) as info:
+        engine.run("l2-norm", frame, deadline=1e-6, chunk_rows=64)
+    assert isinstance(info.value, shmframe.Timeout)
+    np.testing.assert_allclose(engine.run("sum", x[:10]), x[:10].sum(axis=1))

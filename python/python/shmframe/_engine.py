@@ -155,6 +155,7 @@ class Engine:
         columns: Sequence[str] | None = None,
         query: Sequence[float] | np.ndarray | None = None,
         deadline: float | None = None,
+        chunk_rows: int | None = None,
     ) -> np.ndarray:
         """Run a row kernel and return its result as a read-only numpy view.
 
@@ -165,6 +166,7 @@ class Engine:
                 column).
             query: the query vector of ``dot`` and ``cosine``.
             deadline: cancel the job after this many seconds (raises :class:`Timeout`).
+            chunk_rows: rows per chunk the workers claim (default: about 8 chunks per worker).
 
         Returns:
             A 1-D array (one value per row; float64, float32 input giving float32 results
@@ -178,7 +180,7 @@ class Engine:
         frame = data if isinstance(data, _shmframe.Frame) else self.frame(data)
         q = None if query is None else [float(v) for v in np.asarray(query, dtype=np.float64)]
         out = self._native.run(
-            kernel, frame, None if columns is None else list(columns), q, None, deadline
+            kernel, frame, None if columns is None else list(columns), q, chunk_rows, deadline
         )
         return out.to_numpy()
 
