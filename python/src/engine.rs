@@ -21,7 +21,7 @@ pub(crate) struct Engine {
 
 impl Engine {
     /// Runs `f` on the engine with the GIL released; an error once closed.
-    fn with<T: Send>(
+    pub(crate) fn with<T: Send>(
         &self,
         py: Python<'_>,
         f: impl FnOnce(&shmframe::Engine) -> Result<T, shmframe::EngineError> + Send,

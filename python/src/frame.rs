@@ -133,6 +133,10 @@ impl Frame {
                         let m = f.matrix::<f32>(&name).py_err(py)?;
                         view(slf, m.to_slice().ok_or_else(contiguous)?, Some(w), "<f4")
                     }
+                    D::UInt8 => {
+                        let m = f.matrix::<u8>(&name).py_err(py)?;
+                        view(slf, m.to_slice().ok_or_else(contiguous)?, Some(w), "|u1")
+                    }
                     other => Err(PyValueError::new_err(format!(
                         "column {name} is a matrix of {other}: not supported yet"
                     ))),

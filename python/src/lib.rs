@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 mod engine;
 mod errors;
 mod frame;
+mod resize;
 
 /// Runs this process as an engine worker when it was started as one (the package starts its
 /// workers as `python -I -S -c …`, which loads this module by path and calls this); returns
@@ -25,6 +26,8 @@ fn _shmframe(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<frame::Frame>()?;
     m.add_class::<frame::ColumnView>()?;
     m.add_function(wrap_pyfunction!(_worker_main, m)?)?;
+    m.add_function(wrap_pyfunction!(resize::list_image_files, m)?)?;
+    m.add_function(wrap_pyfunction!(resize::resize, m)?)?;
     m.add("WORKER_ENV", shmframe::WORKER_ENV)?;
     Ok(())
 }

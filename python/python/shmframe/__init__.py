@@ -12,7 +12,7 @@ the results come back as read-only numpy views of those segments: no pickling, n
 True
 """
 
-from shmframe._engine import KERNELS, Engine
+from shmframe._engine import KERNELS, Engine, ResizeResult
 from shmframe._errors import (
     Error,
     InvalidInput,
@@ -30,6 +30,7 @@ __all__ = [
     "Frame",
     "InvalidInput",
     "NotFound",
+    "ResizeResult",
     "SegmentSpace",
     "Timeout",
     "WorkerDied",

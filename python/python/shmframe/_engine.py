@@ -7,12 +7,27 @@ import os
 import sys
 import threading
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from shmframe import _shmframe
 from shmframe._errors import InvalidInput
+
+
+class ResizeResult(NamedTuple):
+    """What :meth:`Engine.resize` returns."""
+
+    #: ``uint8 [N, height, width, channels]``, a read-only view of the output segment; the
+    #: rows of failed images are zeros.
+    images: np.ndarray
+    #: The input paths, in row order.
+    paths: list[str]
+    #: ``(path, reason)`` of each image that failed (corrupt, truncated, not an image, …).
+    failures: list[tuple[str, str]]
+    #: Seconds of the job (decode, resize, encode, write on the workers).
+    seconds: float
+
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -183,6 +198,69 @@ class Engine:
             kernel, frame, None if columns is None else list(columns), q, chunk_rows, deadline
         )
         return out.to_numpy()
+
+    def resize(
+        self,
+        images: str | os.PathLike | Sequence[str | os.PathLike],
+        size: tuple[int, int],
+        *,
+        out_dir: str | os.PathLike | None = None,
+        format: str = "jpeg",
+        quality: int = 90,
+        fit: str = "exact",
+        filter: str = "lanczos3",
+        keep_alpha: bool = False,
+        recursive: bool = False,
+        keep_extension: bool = False,
+        max_pixels: int = 100_000_000,
+    ) -> ResizeResult:
+        """Resize images with the workers, as ``shmframe resize`` does.
+
+        Args:
+            images: a folder (its files, sorted; below it too with ``recursive``) or a list of
+                paths. JPEG, PNG and WebP, turned upright by their EXIF orientation.
+            size: ``(width, height)`` of the output.
+            out_dir: also write each image there, mirroring the names below the folder.
+            format: of the written files: ``"jpeg"``, ``"png"`` or ``"webp"`` (lossless).
+            quality: JPEG quality, 1-100.
+            fit: ``"exact"`` (stretch), ``"contain"`` (letterbox) or ``"cover"`` (crop).
+            filter: ``"lanczos3"``, ``"bicubic"``, ``"bilinear"`` or ``"nearest"``.
+            recursive: take the folder's subfolders too.
+            keep_alpha: RGBA out (resampled premultiplied) instead of RGB over white.
+            keep_extension: name outputs ``a.png.jpg`` rather than ``a.jpg`` (lets ``a.jpg``
+                and ``a.png`` of one folder both through).
+            max_pixels: refuse larger images (decompression bombs).
+
+        Returns:
+            A :class:`ResizeResult`. A bad image fails alone: it is listed in ``failures``
+            and the others are done.
+
+        """
+        width, height = size
+        if isinstance(images, (str, os.PathLike)):
+            root = os.fspath(images)
+            paths = [os.fspath(p) for p in _shmframe.list_image_files(root, recursive)]
+        else:
+            root = None
+            paths = [os.fspath(p) for p in images]
+        frame, failures, seconds = _shmframe.resize(
+            self._native,
+            paths,
+            width,
+            height,
+            fit,
+            filter,
+            keep_alpha,
+            max_pixels,
+            None if out_dir is None else os.fspath(out_dir),
+            format,
+            quality,
+            root,
+            keep_extension,
+        )
+        channels = 4 if keep_alpha else 3
+        pixels = frame.to_numpy("image").reshape(len(paths), height, width, channels)
+        return ResizeResult(pixels, paths, failures, seconds)
 
     def submit(
         self,

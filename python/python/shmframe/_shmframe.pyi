@@ -7,6 +7,9 @@ WORKER_ENV: str
 def _worker_main() -> int | None:
     """Run this process as a worker when it was started as one."""
 
+def list_image_files(dir: str, recursive: bool) -> list[str]:
+    """The files of a folder, sorted, hidden ones skipped."""
+
 class Frame:
     """A frame in shared memory (or a mapped file)."""
 
@@ -60,3 +63,20 @@ class Engine:
         deadline: float | None = None,
     ) -> Frame:
         """Run a row kernel; the result frame."""
+
+def resize(
+    engine: Engine,
+    paths: list[str],
+    width: int,
+    height: int,
+    fit: str = "exact",
+    filter: str = "lanczos3",
+    keep_alpha: bool = False,
+    max_pixels: int = 100_000_000,
+    out_dir: str | None = None,
+    format: str = "jpeg",
+    quality: int = 90,
+    strip_prefix: str | None = None,
+    keep_extension: bool = False,
+) -> tuple[Frame, list[tuple[str, str]], float]:
+    """Resize image files; the tensor frame, failures and seconds."""
