@@ -99,6 +99,17 @@ pub enum EngineError {
         /// Chunks in the job.
         chunks: usize,
     },
+    /// [`crate::RunOptions::interrupt`] asked the job to stop; it was cancelled and the pool
+    /// stays usable.
+    #[error("job {kernel} interrupted ({done} of {chunks} chunks done)")]
+    Interrupted {
+        /// The kernel's name.
+        kernel: String,
+        /// Chunks completed.
+        done: usize,
+        /// Chunks in the job.
+        chunks: usize,
+    },
     /// A chunk killed every worker that tried it (twice): a crash or memory-limit hit in the
     /// kernel, not a passing failure. The job was abandoned; the pool goes on.
     #[error(

@@ -47,7 +47,8 @@ mod user;
 mod worker;
 
 pub use coordinator::{
-    Engine, EngineBuilder, JobStats, Kernel, Progress, RunOptions, StartMethod, WorkerDeath,
+    Engine, EngineBuilder, Interrupt, JobStats, Kernel, Progress, RunOptions, StartMethod,
+    WorkerDeath,
 };
 pub use error::EngineError;
 pub use frame::{Element, SharedFrame};

@@ -2,12 +2,12 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use numpy::{PyArray2, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use shmframe::{Kernel, RowKernel, RunOptions, SegmentDir, StartMethod};
+use shmframe::{Interrupt, Kernel, RowKernel, RunOptions, SegmentDir, StartMethod};
 
 use crate::errors::IntoPy;
 use crate::frame::Frame;
@@ -159,7 +159,10 @@ impl Engine {
 
     /// Runs a row kernel (`l2-norm`, `sum`, `cosine`, …) over `columns` of `frame` (default:
     /// the frame's default columns); returns the result frame.
-    #[pyo3(signature = (kernel, frame, columns=None, query=None, chunk_rows=None, deadline=None))]
+    #[pyo3(signature = (
+        kernel, frame, columns=None, query=None, chunk_rows=None, deadline=None,
+        _test_chunk_sleep_ms=None
+    ))]
     #[allow(clippy::too_many_arguments)] // the Python keyword arguments, one each
     fn run(
         &self,
@@ -170,6 +173,7 @@ impl Engine {
         query: Option<Vec<f64>>,
         chunk_rows: Option<usize>,
         deadline: Option<f64>,
+        _test_chunk_sleep_ms: Option<u64>,
     ) -> PyResult<Frame> {
         let kernel: RowKernel =
             kernel
@@ -179,16 +183,37 @@ impl Engine {
                 })?;
         let f = frame.shared().clone();
         let columns = columns.unwrap_or_else(|| f.default_columns());
+        // Ctrl-C: every wait slice (10 ms) the job's wait loop takes the GIL for a moment and
+        // asks the interpreter for pending signals; a KeyboardInterrupt stops the job (the
+        // workers leave it, the pool stays usable) and is raised once the call returns.
+        let raised: Arc<Mutex<Option<PyErr>>> = Arc::default();
+        let stash = raised.clone();
+        let interrupt = Interrupt(Arc::new(move || {
+            Python::attach(|py| match py.check_signals() {
+                Ok(()) => false,
+                Err(e) => {
+                    if let Ok(mut slot) = stash.lock() {
+                        *slot = Some(e);
+                    }
+                    true
+                }
+            })
+        }));
         let opts = RunOptions {
             chunk_rows,
             deadline: deadline.map(std::time::Duration::from_secs_f64),
+            interrupt: Some(interrupt),
+            test_chunk_sleep: _test_chunk_sleep_ms.map(std::time::Duration::from_millis),
             ..RunOptions::default()
         };
-        let (out, _) = self.with(py, move |e| {
+        let result = self.with(py, move |e| {
             let names: Vec<&str> = columns.iter().map(String::as_str).collect();
             e.run_full(Kernel::Row(kernel), &f, &names, query.as_deref(), &opts)
-        })?;
-        Ok(Frame::new(out))
+        });
+        if let Some(e) = raised.lock().ok().and_then(|mut slot| slot.take()) {
+            return Err(e);
+        }
+        Ok(Frame::new(result?.0))
     }
 }
 

@@ -259,3 +259,28 @@ def test_a_deadline_raises_timeout_and_the_engine_stays_usable(engine):
         engine.run("l2-norm", frame, deadline=1e-6, chunk_rows=64)
     assert isinstance(info.value, shmframe.Timeout)
     np.testing.assert_allclose(engine.run("sum", x[:10]), x[:10].sum(axis=1))
+
+
+def test_ctrl_c_during_a_long_job_raises_keyboard_interrupt_and_the_pool_goes_on(segdir):
+    # In a child interpreter, whose main thread gets the SIGINT as a terminal's Ctrl-C does.
+    code = f"""
+import os, signal, threading, time, numpy as np, shmframe
+x = np.random.default_rng(1).standard_normal((2000, 8))
+with shmframe.Engine(workers=2, segment_dir={str(segdir)!r}) as e:
+    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+    t = time.monotonic()
+    try:
+        e.run("l2-norm", x, chunk_rows=10, _test_chunk_sleep_ms=20)  # about 2 s
+        print("finished")
+    except KeyboardInterrupt:
+        print("interrupted after", round(time.monotonic() - t, 3))
+    n = e.run("l2-norm", x)
+    print("after", bool(np.allclose(n, np.linalg.norm(x, axis=1))), len(e.worker_pids()))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.split("\n")
+    assert lines[0].startswith("interrupted after"), out.stdout
+    assert float(lines[0].split()[-1]) < 1.0, out.stdout
+    assert lines[1] == "after True 2", out.stdout
+    assert list(segdir.iterdir()) == []

@@ -123,6 +123,14 @@ impl Pool {
                     (p.0)(done, n_chunks);
                 }
             }
+            if opts.interrupt.as_ref().is_some_and(|i| (i.0)()) {
+                self.abandon(seq);
+                return Err(EngineError::Interrupted {
+                    kernel: name,
+                    done,
+                    chunks: n_chunks,
+                });
+            }
             let stalled = last_progress.1.elapsed() > self.cfg.stall_timeout;
             if opts.deadline.is_some_and(|d| start.elapsed() > d) || stalled {
                 self.abandon(seq);

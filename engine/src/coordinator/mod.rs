@@ -9,4 +9,4 @@ mod pool;
 
 pub use api::Engine;
 pub use builder::{EngineBuilder, StartMethod};
-pub use options::{JobStats, Kernel, Progress, RunOptions, WorkerDeath};
+pub use options::{Interrupt, JobStats, Kernel, Progress, RunOptions, WorkerDeath};

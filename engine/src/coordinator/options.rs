@@ -39,6 +39,12 @@ pub struct RunOptions {
     /// Called from the coordinator's wait loop (about every 10 ms) with chunks done and
     /// chunks in all; for progress bars. It runs on the calling thread: start no thread in it.
     pub progress: Option<Progress>,
+    /// Asked from the coordinator's wait loop on every slice (`WAIT_SLICE`, 10 ms) whether to
+    /// stop: when it answers `true` the job is cancelled as a deadline cancels it (workers
+    /// leave it, the pool stays usable) and the call returns [`crate::EngineError::Interrupted`].
+    /// How a host turns Ctrl-C into a prompt stop (the Python package checks the
+    /// interpreter's signals in it). It runs on the calling thread.
+    pub interrupt: Option<Interrupt>,
     #[doc(hidden)]
     pub test_kill_worker_after_chunks: Option<(usize, u32)>,
     #[doc(hidden)]
@@ -52,6 +58,16 @@ pub struct Progress(pub Arc<dyn Fn(usize, usize) + Send + Sync>);
 impl std::fmt::Debug for Progress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Progress(..)")
+    }
+}
+
+/// An interrupt check: `true` stops the job ([`RunOptions::interrupt`]).
+#[derive(Clone)]
+pub struct Interrupt(pub Arc<dyn Fn() -> bool + Send + Sync>);
+
+impl std::fmt::Debug for Interrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Interrupt(..)")
     }
 }
 

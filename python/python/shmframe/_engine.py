@@ -171,6 +171,7 @@ class Engine:
         query: Sequence[float] | np.ndarray | None = None,
         deadline: float | None = None,
         chunk_rows: int | None = None,
+        _test_chunk_sleep_ms: int | None = None,
     ) -> np.ndarray:
         """Run a row kernel and return its result as a read-only numpy view.
 
@@ -184,6 +185,9 @@ class Engine:
             chunk_rows: rows per chunk the workers claim (default: about 8 chunks per worker).
 
         Returns:
+            Ctrl-C (SIGINT) during the job raises ``KeyboardInterrupt`` within about 10 ms:
+            the job is cancelled and the engine stays usable.
+
             A 1-D array (one value per row; float64, float32 input giving float32 results
             only for ``normalize``) or, for ``normalize``, a 2-D array. It is a read-only
             view of the output segment: assigning to it raises ``ValueError``, and the
@@ -195,7 +199,13 @@ class Engine:
         frame = data if isinstance(data, _shmframe.Frame) else self.frame(data)
         q = None if query is None else [float(v) for v in np.asarray(query, dtype=np.float64)]
         out = self._native.run(
-            kernel, frame, None if columns is None else list(columns), q, chunk_rows, deadline
+            kernel,
+            frame,
+            None if columns is None else list(columns),
+            q,
+            chunk_rows,
+            deadline,
+            _test_chunk_sleep_ms,
         )
         return out.to_numpy()
 

@@ -61,6 +61,7 @@ class Engine:
         query: list[float] | None = None,
         chunk_rows: int | None = None,
         deadline: float | None = None,
+        _test_chunk_sleep_ms: int | None = None,
     ) -> Frame:
         """Run a row kernel; the result frame."""
 
