@@ -136,17 +136,21 @@ impl SegmentDir {
     }
 }
 
-/// Unlinks a segment when dropped: the owner's guarantee that nothing leaks.
+/// Unlinks a segment when dropped: the owner's guarantee that nothing leaks. Only in the
+/// process that created it: a child made by `fork()` inherits the guard with its copy of
+/// the memory, and its exit must not remove the parent's segments.
 #[derive(Debug)]
 struct UnlinkGuard {
     name: SegmentName,
     dir: SegmentDir,
     armed: bool,
+    /// The creating process.
+    pid: u32,
 }
 
 impl Drop for UnlinkGuard {
     fn drop(&mut self) {
-        if self.armed {
+        if self.armed && std::process::id() == self.pid {
             match self.dir.unlink(&self.name) {
                 Ok(()) | Err(Errno::ENOENT) => {}
                 Err(e) => tracing::warn!(segment = %self.name, error = %e, "unlink failed"),
@@ -272,6 +276,7 @@ impl SegmentMut {
             name: name.clone(),
             dir: opts.dir.clone(),
             armed: true,
+            pid: std::process::id(),
         };
         let file = File::from(fd);
         if let Err((e, op)) = reserve(&file, total as u64, name.as_str()) {

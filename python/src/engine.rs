@@ -17,6 +17,9 @@ use crate::frame::Frame;
 #[pyclass(module = "shmframe._shmframe", frozen)]
 pub(crate) struct Engine {
     inner: Mutex<Option<shmframe::Engine>>,
+    /// The process that made it: after `os.fork()` the child's copy refuses to run jobs
+    /// (the workers and the control segment are the parent's).
+    owner: u32,
 }
 
 impl Engine {
@@ -26,6 +29,13 @@ impl Engine {
         py: Python<'_>,
         f: impl FnOnce(&shmframe::Engine) -> Result<T, shmframe::EngineError> + Send,
     ) -> PyResult<T> {
+        if std::process::id() != self.owner {
+            return Err(PyRuntimeError::new_err(format!(
+                "this engine belongs to process {} (this is a child made by os.fork()): make a \
+                 new Engine here; arrays and frames from before the fork stay readable",
+                self.owner
+            )));
+        }
         // Locking and the work both happen detached: a thread waiting for another's job
         // never holds the GIL (PyO3/pyo3#4764).
         let r = py.detach(|| {
@@ -65,6 +75,7 @@ impl Engine {
         let engine = py.detach(|| builder.build()).py_err(py)?;
         Ok(Self {
             inner: Mutex::new(Some(engine)),
+            owner: std::process::id(),
         })
     }
 

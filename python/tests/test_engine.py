@@ -284,3 +284,30 @@ with shmframe.Engine(workers=2, segment_dir={str(segdir)!r}) as e:
     assert float(lines[0].split()[-1]) < 1.0, out.stdout
     assert lines[1] == "after True 2", out.stdout
     assert list(segdir.iterdir()) == []
+
+
+def test_os_fork_with_a_live_engine_breaks_neither_side(segdir):
+    code = f"""
+import os, sys, numpy as np, shmframe
+x = np.arange(40.0).reshape(10, 4)
+e = shmframe.Engine(workers=2, segment_dir={str(segdir)!r})
+n = e.run("sum", x)
+pid = os.fork()
+if pid == 0:
+    ok = bool(np.array_equal(n, x.sum(axis=1)))  # the parent's result is readable
+    try:
+        e.run("sum", x)
+        ok = False
+    except RuntimeError as err:
+        ok = ok and "os.fork()" in str(err)
+    sys.exit(0 if ok else 1)  # runs the child's finalizers: they must spare the parent
+_, status = os.waitpid(pid, 0)
+print("child", os.waitstatus_to_exitcode(status))
+print("parent", bool(np.array_equal(e.run("sum", x), x.sum(axis=1))), len(e.worker_pids()))
+print("result", bool(np.array_equal(n, x.sum(axis=1))))
+e.close()
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:3] == ["child 0", "parent True 2", "result True"], out.stdout
+    assert list(segdir.iterdir()) == []

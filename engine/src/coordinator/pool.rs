@@ -30,6 +30,9 @@ pub(crate) struct Pool {
     pub(crate) redo: Vec<u8>,
     /// A chunk that killed [`CHUNK_DEATHS`] workers: (chunk, how the last one died).
     pub(crate) poison: Option<(usize, String)>,
+    /// The process that started the pool: only it stops the workers (a `fork()` child holds
+    /// a copy of the pool, and its exit must leave the parent's workers alone).
+    pub(crate) owner: u32,
 }
 
 impl Pool {
@@ -47,6 +50,7 @@ impl Pool {
             log: Vec::new(),
             redo: Vec::new(),
             poison: None,
+            owner: std::process::id(),
         };
         match pool.start_all() {
             Ok(()) => Ok(pool),
@@ -214,6 +218,9 @@ impl Pool {
     /// Stops the workers: asks them to exit, then SIGTERM after the grace period, then SIGKILL
     /// after another.
     pub(crate) fn shutdown(&mut self) {
+        if std::process::id() != self.owner {
+            return; // a fork()'s copy: the workers are the parent's
+        }
         self.control.request_shutdown();
         let deadline = Instant::now() + self.cfg.grace;
         let mut termed = false;
