@@ -120,22 +120,10 @@ impl Engine {
         }
         let cols = untyped.shape()[1];
         if let Ok(a) = array.cast::<PyArray2<f64>>() {
-            let ro = a
-                .try_readonly()
-                .map_err(|e| PyValueError::new_err(e.to_string()))?;
-            let values = ro
-                .as_slice()
-                .map_err(|e| PyValueError::new_err(e.to_string()))?;
-            return self.copy_in(py, values, cols);
+            return self.copy_in(py, a, cols);
         }
         if let Ok(a) = array.cast::<PyArray2<f32>>() {
-            let ro = a
-                .try_readonly()
-                .map_err(|e| PyValueError::new_err(e.to_string()))?;
-            let values = ro
-                .as_slice()
-                .map_err(|e| PyValueError::new_err(e.to_string()))?;
-            return self.copy_in(py, values, cols);
+            return self.copy_in(py, a, cols);
         }
         Err(PyValueError::new_err(format!(
             "expected float32 or float64, got {}",
@@ -229,12 +217,19 @@ impl Engine {
 }
 
 impl Engine {
-    fn copy_in<T: shmframe::Element>(
+    /// Copies a C-contiguous 2-D array of `cols` columns into a new frame.
+    fn copy_in<T: shmframe::Element + numpy::Element>(
         &self,
         py: Python<'_>,
-        values: &[T],
+        array: &Bound<'_, PyArray2<T>>,
         cols: usize,
     ) -> PyResult<Frame> {
+        let ro = array
+            .try_readonly()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let values = ro
+            .as_slice()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
         if cols == 0 {
             return Err(PyValueError::new_err("expected at least one column"));
         }

@@ -29,5 +29,6 @@ fn _shmframe(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(resize::list_image_files, m)?)?;
     m.add_function(wrap_pyfunction!(resize::resize, m)?)?;
     m.add("WORKER_ENV", shmframe::WORKER_ENV)?;
+    m.add("KERNELS", shmframe::RowKernel::NAMES.to_vec())?;
     Ok(())
 }

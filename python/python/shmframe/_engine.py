@@ -34,21 +34,8 @@ if TYPE_CHECKING:
 
     from shmframe._shmframe import Frame
 
-#: The row kernels :meth:`Engine.run` knows.
-KERNELS = (
-    "l1-norm",
-    "l2-norm",
-    "linf-norm",
-    "sum",
-    "mean",
-    "min",
-    "max",
-    "var",
-    "std",
-    "dot",
-    "cosine",
-    "normalize",
-)
+#: The row kernels :meth:`Engine.run` knows (the engine's own list).
+KERNELS: tuple[str, ...] = tuple(_shmframe.KERNELS)
 
 # A worker is this interpreter started afresh (-I: isolated, -S: no site), loading the
 # native module by its path and running the worker loop. It never inherits the calling

@@ -3,6 +3,7 @@
 import numpy as np
 
 WORKER_ENV: str
+KERNELS: list[str]
 
 def _worker_main() -> int | None:
     """Run this process as a worker when it was started as one."""
