@@ -36,9 +36,8 @@ def _pillow(args):
 def main():
     src = sys.argv[1]
     workers = int(sys.argv[3]) if len(sys.argv) > 3 else 2
-    files = sorted(
-        os.path.join(src, f) for f in os.listdir(src) if not f.startswith(".")
-    )
+    # The folder's files, as shmframe lists them (hidden ones and subfolders skipped).
+    files = [os.fspath(p) for p in shmframe.list_image_files(src, False)]
     with tempfile.TemporaryDirectory() as out:
         tasks = [(f, os.path.join(out, f"{i}.jpg")) for i, f in enumerate(files)]
         with Pool(workers) as pool:

@@ -21,7 +21,7 @@ from shmframe._errors import (
     Timeout,
     WorkerDied,
 )
-from shmframe._shmframe import Frame
+from shmframe._shmframe import Frame, list_image_files
 
 __all__ = [
     "KERNELS",
@@ -34,4 +34,5 @@ __all__ = [
     "SegmentSpace",
     "Timeout",
     "WorkerDied",
+    "list_image_files",
 ]
