@@ -5,54 +5,36 @@
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
 use shmframe::EngineError;
 use shmframe_ipc::SegmentError;
 
-/// The exception class named `name` in `shmframe._errors`.
-fn class<'py>(
-    py: Python<'py>,
-    cell: &'static PyOnceLock<Py<PyType>>,
-    name: &str,
-) -> PyResult<&'py Bound<'py, PyType>> {
-    cell.import(py, "shmframe._errors", name)
-}
-
-macro_rules! classes {
-    ($($ident:ident => $name:literal),* $(,)?) => {
-        $(static $ident: PyOnceLock<Py<PyType>> = PyOnceLock::new();)*
-    };
-}
-
-classes! {
-    ERROR => "Error",
-    INVALID => "InvalidInput",
-    TIMEOUT => "Timeout",
-    SPACE => "SegmentSpace",
-    NOT_FOUND => "NotFound",
-    WORKER_DIED => "WorkerDied",
+/// The exception class named `name` in `shmframe._errors` (errors are not a hot path: the
+/// module comes from Python's import cache).
+fn class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyType>> {
+    Ok(py
+        .import("shmframe._errors")?
+        .getattr(name)?
+        .cast_into::<PyType>()?)
 }
 
 /// The exception for an engine error: its class by what failed, its message the engine's.
 pub(crate) fn to_py(py: Python<'_>, e: EngineError) -> PyErr {
     use shmframe::EngineError as E;
     let msg = e.to_string();
-    let (cell, name) = match &e {
+    let name = match &e {
         E::Input { .. } | E::NoColumn { .. } | E::ColumnType { .. } | E::Name(_) | E::Arrow(_) => {
-            (&INVALID, "InvalidInput")
+            "InvalidInput"
         }
-        E::Deadline { .. } => (&TIMEOUT, "Timeout"),
-        E::WorkersDied { .. } | E::ChunkKillsWorkers { .. } => (&WORKER_DIED, "WorkerDied"),
-        E::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-            (&NOT_FOUND, "NotFound")
-        }
-        E::Segment(SegmentError::NoSpace { .. }) => (&SPACE, "SegmentSpace"),
-        E::Segment(SegmentError::NotFound { .. }) => (&NOT_FOUND, "NotFound"),
-        _ => (&ERROR, "Error"),
+        E::Deadline { .. } => "Timeout",
+        E::WorkersDied { .. } | E::ChunkKillsWorkers { .. } => "WorkerDied",
+        E::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => "NotFound",
+        E::Segment(SegmentError::NoSpace { .. }) => "SegmentSpace",
+        E::Segment(SegmentError::NotFound { .. }) => "NotFound",
+        _ => "Error",
     };
-    match class(py, cell, name) {
-        Ok(ty) => PyErr::from_type(ty.clone(), msg),
+    match class(py, name) {
+        Ok(ty) => PyErr::from_type(ty, msg),
         Err(import) => PyRuntimeError::new_err(format!("{msg} (and {import})")),
     }
 }
