@@ -41,13 +41,20 @@ pub enum ForkError {
 ///
 /// Refuses with [`ForkError::Threaded`] unless the caller is single-threaded.
 pub fn fork_worker<F: FnOnce() -> i32>(child: F) -> Result<Pid, ForkError> {
-    match thread_count() {
-        Some(1) => {}
-        other => {
-            return Err(ForkError::Threaded {
-                threads: other.unwrap_or(0),
-            });
+    // A scoped helper thread (a parallel segment fill) that was just joined may still be
+    // counted for a moment while the kernel finishes its exit: look again for up to 50 ms.
+    let mut threads = thread_count();
+    for _ in 0..50 {
+        if threads == Some(1) {
+            break;
         }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        threads = thread_count();
+    }
+    if threads != Some(1) {
+        return Err(ForkError::Threaded {
+            threads: threads.unwrap_or(0),
+        });
     }
     let parent = std::process::id();
     // SAFETY: the process is single-threaded (checked just above, and nothing in between

@@ -55,7 +55,8 @@ pub use memfd::{AnonSegmentMut, SealedSegment};
 pub use name::{MAX_LABEL_LEN, MAX_NAME_LEN, NameError, NameOwner, PREFIX, SegmentName};
 pub use process::ProcessId;
 pub use segment::{
-    CreateOptions, DIR_ENV, Segment, SegmentDir, SegmentMut, SegmentRw, read_header, remove,
+    CreateOptions, DIR_ENV, PARALLEL_BYTES, Segment, SegmentDir, SegmentMut, SegmentRw,
+    parallel_share, read_header, remove,
 };
 pub use shared::SharedRegion;
 pub use sync::SyncError;

@@ -8,7 +8,9 @@ use arrow_buffer::Buffer;
 use arrow_data::ArrayDataBuilder;
 use arrow_schema::{DataType, Field, Schema};
 use shmframe_ipc::arrow::{ColumnPlan, plan_layout};
-use shmframe_ipc::{CreateOptions, SegmentDir, SegmentName, matrix};
+use shmframe_ipc::{
+    CreateOptions, SegmentDir, SegmentMut, SegmentName, SegmentRw, matrix, parallel_share,
+};
 
 use super::NPY_COLUMN;
 use crate::coordinator::Engine;
@@ -51,6 +53,52 @@ pub(crate) fn matrix_batch(
     })
 }
 
+/// A frame made by [`Engine::empty_matrix`]: a published segment holding the matrix column
+/// `x`, plus a writable mapping of its values so the caller can produce data straight into
+/// shared memory, with no copy at all.
+///
+/// The values start as zeros (fresh tmpfs pages). Everything else in the segment (header,
+/// Arrow schema, footer) stays read-only for everyone; only the values can change. Values
+/// may be written at any time, also after jobs have read the frame: a job reads whatever
+/// the values are when its workers get to them, so write before you run, as with numpy
+/// arrays shared between threads. Any bit pattern is a valid `f32`/`f64`, so a write that
+/// races a job gives that job mixed values, never undefined structure.
+pub struct WritableMatrix<T: Element> {
+    frame: SharedFrame,
+    values: SegmentRw,
+    at: std::ops::Range<usize>,
+    rows: usize,
+    cols: usize,
+    _t: std::marker::PhantomData<T>,
+}
+
+impl<T: Element> WritableMatrix<T> {
+    /// The frame: pass it to jobs; clones keep the segment alive.
+    pub fn frame(&self) -> &SharedFrame {
+        &self.frame
+    }
+
+    /// `(rows, cols)`.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    /// The values, row-major, writable.
+    pub fn values_mut(&mut self) -> &mut [T] {
+        let (body, base) = self.values.body_mut();
+        bytemuck::cast_slice_mut(&mut body[self.at.start - base..self.at.end - base])
+    }
+}
+
+impl<T: Element> std::fmt::Debug for WritableMatrix<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WritableMatrix")
+            .field("frame", &self.frame)
+            .field("shape", &(self.rows, self.cols))
+            .finish()
+    }
+}
+
 /// Copies raw row-major values into a new segment laid out as a one-column Arrow file.
 pub(crate) fn matrix_into_segment(
     raw: &[u8],
@@ -77,12 +125,97 @@ pub(crate) fn matrix_into_segment(
         &[ColumnPlan::default()],
     )?;
     let v = planned.columns[0].values.clone();
-    let (body, base) = planned.segment.body_mut();
-    body[v.start - base..v.end - base].copy_from_slice(raw);
+    fill(&mut planned.segment, v, raw);
     SharedFrame::from_segment(planned.segment.publish()?)
 }
 
+/// Copies `raw` into the absolute byte range `at` of `seg`. A large copy is split over
+/// [`parallel_share`] scoped threads, which first map their pages in one call each
+/// (`MADV_POPULATE_WRITE`) and then copy: on tmpfs with 4 KiB pages the page faults, not the
+/// bytes, are most of the cost, and both halves scale with cores (docs/BENCHMARKS.md,
+/// "Python package").
+fn fill(seg: &mut SegmentMut, at: std::ops::Range<usize>, raw: &[u8]) {
+    let threads = parallel_share(raw.len());
+    let step = raw.len().div_ceil(threads).next_multiple_of(4096).max(4096);
+    if threads > 1 {
+        let shared = &*seg;
+        std::thread::scope(|s| {
+            for lo in (at.start..at.end).step_by(step) {
+                s.spawn(move || shared.populate_write(lo..(lo + step).min(at.end)));
+            }
+        });
+    }
+    let (body, base) = seg.body_mut();
+    let dst = &mut body[at.start - base..at.end - base];
+    if threads > 1 {
+        std::thread::scope(|s| {
+            for (d, r) in dst.chunks_mut(step).zip(raw.chunks(step)) {
+                s.spawn(move || d.copy_from_slice(r));
+            }
+        });
+    } else {
+        dst.copy_from_slice(raw);
+    }
+}
+
 impl Engine {
+    /// A new frame of `rows x cols` zeros (the matrix column `x`) whose values the caller can
+    /// write in place: data produced straight into shared memory, never copied. See
+    /// [`WritableMatrix`] for when writes are seen.
+    ///
+    /// ```no_run
+    /// let engine = shmframe::Engine::builder().workers(2).build()?;
+    /// let mut m = engine.empty_matrix::<f64>(1000, 3)?;
+    /// for (i, row) in m.values_mut().chunks_exact_mut(3).enumerate() {
+    ///     row.copy_from_slice(&[i as f64, 0.0, 1.0]);
+    /// }
+    /// let norms = engine.run(shmframe::RowKernel::L2, m.frame(), "x")?;
+    /// # Ok::<(), shmframe::EngineError>(())
+    /// ```
+    pub fn empty_matrix<T: Element>(
+        &self,
+        rows: usize,
+        cols: usize,
+    ) -> Result<WritableMatrix<T>, EngineError> {
+        if cols == 0 {
+            return Err(EngineError::Input {
+                what: "empty matrix".into(),
+                reason: format!("{rows} x 0: a matrix needs at least one column"),
+            });
+        }
+        let schema = Schema::new(vec![matrix::matrix_field(
+            NPY_COLUMN,
+            T::DATA_TYPE,
+            cols,
+            false,
+        )]);
+        let dir = self.segment_dir();
+        let opts = CreateOptions {
+            dir: dir.clone(),
+            ..Default::default()
+        };
+        let planned = plan_layout(
+            SegmentName::owned("empty")?,
+            &opts,
+            &schema,
+            rows,
+            &[ColumnPlan::default()],
+        )?;
+        let at = planned.columns[0].values.clone();
+        let segment = planned.segment.publish()?;
+        // A second mapping, read-write, of the values' object: the published handle stays
+        // read-only (and unlinks the segment when the last clone of the frame goes).
+        let values = SegmentRw::attach(segment.name(), &dir)?;
+        Ok(WritableMatrix {
+            frame: SharedFrame::from_segment(segment)?,
+            values,
+            at,
+            rows,
+            cols,
+            _t: std::marker::PhantomData,
+        })
+    }
+
     /// Record batches, copied once into a segment.
     pub fn frame_from_batches(&self, batches: &[RecordBatch]) -> Result<SharedFrame, EngineError> {
         let schema = batches

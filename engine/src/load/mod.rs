@@ -25,6 +25,7 @@ use crate::coordinator::Engine;
 use crate::error::EngineError;
 use crate::frame::SharedFrame;
 
+pub use memory::WritableMatrix;
 pub use sniff::FileFormat;
 
 /// The column every `.npy` frame has: `x`.
