@@ -53,9 +53,9 @@ pub use coordinator::{
 pub use error::EngineError;
 pub use frame::{Element, SharedFrame};
 pub use kernels::{Accumulate, RowKernel};
-pub use load::FileFormat;
 #[doc(hidden)]
 pub use load::decode_for_fuzzing;
+pub use load::{FileFormat, WritableMatrix};
 pub use protocol::MAX_WORKERS;
 pub use shmframe_ipc::{SegmentDir, SegmentName};
 pub use user::{KernelRegistry, RowBlock, UserKernel};

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use shmframe::{Interrupt, Kernel, RowKernel, RunOptions, SegmentDir, StartMethod};
 
 use crate::errors::IntoPy;
-use crate::frame::Frame;
+use crate::frame::{Frame, WritableView};
 
 /// An engine: its worker processes, started as `program args…` (a Python interpreter that
 /// loads this module and calls `_worker_main`), never forked from the interpreter.
@@ -156,6 +156,39 @@ impl Engine {
         Ok(Frame::new(frame))
     }
 
+    /// A new frame of `rows x cols` zeros of `dtype` (`"float32"` or `"float64"`) and the
+    /// writable view of its values that numpy wraps.
+    fn empty(
+        &self,
+        py: Python<'_>,
+        rows: usize,
+        cols: usize,
+        dtype: &str,
+    ) -> PyResult<(Frame, WritableView)> {
+        let (frame, view) = match dtype {
+            "float64" => {
+                let m = self.with(py, |e| e.empty_matrix::<f64>(rows, cols))?;
+                (m.frame().clone(), WritableView::new(m))
+            }
+            "float32" => {
+                let m = self.with(py, |e| e.empty_matrix::<f32>(rows, cols))?;
+                (m.frame().clone(), WritableView::new(m))
+            }
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "expected dtype float32 or float64, got {other}"
+                )));
+            }
+        };
+        Ok((Frame::new(frame), view))
+    }
+
+    /// The empty job: every worker wakes, joins and leaves; returns the job's seconds as the
+    /// engine measured them.
+    fn ping(&self, py: Python<'_>) -> PyResult<f64> {
+        self.with(py, |e| e.run_empty()).map(|stats| stats.seconds)
+    }
+
     /// Runs a row kernel (`l2-norm`, `sum`, `cosine`, …) over `columns` of `frame` (default:
     /// the frame's default columns); returns the result frame.
     #[pyo3(signature = (
@@ -213,6 +246,69 @@ impl Engine {
             return Err(e);
         }
         Ok(Frame::new(result?.0))
+    }
+}
+
+/// A row kernel over a C-contiguous 2-D float32 or float64 numpy array, computed in this
+/// process with the GIL released, by the workers' own code (`row_results`): for arrays too
+/// small for the pool to win. Returns a new numpy array (1-D, or 2-D for `normalize`).
+#[pyfunction]
+#[pyo3(signature = (kernel, array, query=None))]
+pub(crate) fn run_inline<'py>(
+    py: Python<'py>,
+    kernel: &str,
+    array: &Bound<'py, PyAny>,
+    query: Option<Vec<f64>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let kernel: RowKernel =
+        kernel
+            .parse()
+            .map_err(|e: shmframe::kernels::ParseRowKernelError| {
+                PyValueError::new_err(e.to_string())
+            })?;
+    if kernel.needs_query() != query.is_some() {
+        return Err(PyValueError::new_err(format!(
+            "kernel {} {}",
+            kernel.name(),
+            if kernel.needs_query() {
+                "needs a query vector"
+            } else {
+                "takes no query vector"
+            }
+        )));
+    }
+    if let Ok(a) = array.cast::<PyArray2<f64>>() {
+        return inline::<f64>(py, &kernel, a, query);
+    }
+    if let Ok(a) = array.cast::<PyArray2<f32>>() {
+        return inline::<f32>(py, &kernel, a, query);
+    }
+    Err(PyValueError::new_err(
+        "expected a 2-D float32 or float64 numpy array",
+    ))
+}
+
+fn inline<'py, T: shmframe::kernels::Float + numpy::Element>(
+    py: Python<'py>,
+    kernel: &RowKernel,
+    array: &Bound<'py, PyArray2<T>>,
+    query: Option<Vec<f64>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let ro = array
+        .try_readonly()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let (rows, cols) = (ro.shape()[0], ro.shape()[1]);
+    let values = ro
+        .as_slice()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let out = py
+        .detach(|| shmframe::kernels::row_results(kernel, values, cols, query.as_deref()))
+        .map_err(|e| PyValueError::new_err(format!("kernel {}: {e}", kernel.name())))?;
+    let flat = numpy::PyArray1::from_vec(py, out);
+    if kernel.output_is_matrix() {
+        Ok(flat.reshape([rows, cols])?.into_any())
+    } else {
+        Ok(flat.into_any())
     }
 }
 

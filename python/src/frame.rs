@@ -76,6 +76,87 @@ fn view<'py, T: shmframe::Element>(
     py.import("numpy")?.call_method1("asarray", (holder,))
 }
 
+/// The writable values of a frame made by `Engine.empty`: numpy reads its
+/// `__array_interface__` (the values' address in a second, read-write mapping of the segment)
+/// and keeps this object, and so the mapping and the frame, alive as the array's `base`. Only
+/// the values are reachable; the segment's Arrow metadata stays read-only.
+#[pyclass(module = "shmframe._shmframe", frozen)]
+pub(crate) struct WritableView {
+    values: Writable,
+    address: usize,
+    shape: (usize, usize),
+    typestr: &'static str,
+}
+
+/// The writable mapping, of either float type.
+pub(crate) enum Writable {
+    F32(shmframe::WritableMatrix<f32>),
+    F64(shmframe::WritableMatrix<f64>),
+}
+
+/// What [`WritableView::new`] takes.
+pub(crate) trait IntoWritable {
+    /// Wraps the matrix; returns it with its values' address and numpy type string.
+    fn wrap(self) -> (Writable, usize, (usize, usize), &'static str);
+}
+
+impl IntoWritable for shmframe::WritableMatrix<f64> {
+    fn wrap(mut self) -> (Writable, usize, (usize, usize), &'static str) {
+        let address = self.values_mut().as_mut_ptr() as usize;
+        let shape = self.shape();
+        (Writable::F64(self), address, shape, "<f8")
+    }
+}
+
+impl IntoWritable for shmframe::WritableMatrix<f32> {
+    fn wrap(mut self) -> (Writable, usize, (usize, usize), &'static str) {
+        let address = self.values_mut().as_mut_ptr() as usize;
+        let shape = self.shape();
+        (Writable::F32(self), address, shape, "<f4")
+    }
+}
+
+impl WritableView {
+    pub(crate) fn new(m: impl IntoWritable) -> Self {
+        let (values, address, shape, typestr) = m.wrap();
+        Self {
+            values,
+            address,
+            shape,
+            typestr,
+        }
+    }
+}
+
+#[pymethods]
+impl WritableView {
+    /// The numpy array interface of the values (writable).
+    #[getter]
+    fn __array_interface__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("version", 3)?;
+        d.set_item("shape", self.shape)?;
+        d.set_item("typestr", self.typestr)?;
+        d.set_item("data", (self.address, false))?;
+        Ok(d)
+    }
+
+    /// The frame the values belong to (no copy).
+    #[getter]
+    fn frame(&self) -> Frame {
+        Frame::new(match &self.values {
+            Writable::F32(m) => m.frame().clone(),
+            Writable::F64(m) => m.frame().clone(),
+        })
+    }
+
+    /// The address of the first value (to recognise arrays over it).
+    #[getter]
+    fn address(&self) -> usize {
+        self.address
+    }
+}
+
 #[pymethods]
 impl Frame {
     /// Rows.

@@ -25,6 +25,8 @@ fn _shmframe(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::Engine>()?;
     m.add_class::<frame::Frame>()?;
     m.add_class::<frame::ColumnView>()?;
+    m.add_class::<frame::WritableView>()?;
+    m.add_function(wrap_pyfunction!(engine::run_inline, m)?)?;
     m.add_function(wrap_pyfunction!(_worker_main, m)?)?;
     m.add_function(wrap_pyfunction!(resize::list_image_files, m)?)?;
     m.add_function(wrap_pyfunction!(resize::resize, m)?)?;

@@ -83,4 +83,4 @@ pub use columns::{ColumnSlice, apply_columns};
 pub use error::KernelError;
 pub use float::Float;
 pub use kernel::{Accumulate, ParseRowKernelError, RowKernel};
-pub use rows::{apply_rows, normalize_rows};
+pub use rows::{apply_rows, normalize_rows, row_results};

@@ -90,6 +90,47 @@ pub fn normalize_rows<T: Float>(data: &[T], cols: usize, out: &mut [T]) -> Resul
     Ok(())
 }
 
+/// A row kernel over a whole row-major matrix in this process, as one call: what a job's
+/// workers compute chunk by chunk (same code, so the same bits: every result depends on its
+/// own row only), for inputs too small for a pool to win. One `T` per row, or the
+/// normalised matrix for [`RowKernel::NormalizeL2`]; `f64` accumulation, as jobs default to.
+/// The `query` is rounded to `T` as a job rounds it.
+///
+/// # Errors
+///
+/// As [`apply_rows`] and [`normalize_rows`].
+///
+/// ```
+/// use shmframe::kernels::{row_results, RowKernel};
+///
+/// let norms = row_results::<f64>(&RowKernel::L2, &[3.0, 4.0, 0.0, 1.0], 2, None)?;
+/// assert_eq!(norms, [5.0, 1.0]);
+/// # Ok::<(), shmframe::kernels::KernelError>(())
+/// ```
+pub fn row_results<T: Float>(
+    kernel: &RowKernel,
+    data: &[T],
+    cols: usize,
+    query: Option<&[f64]>,
+) -> Result<Vec<T>, KernelError> {
+    let rows = rows_of(data.len(), cols, 0)?;
+    let mut out = vec![
+        T::ZERO;
+        if kernel.output_is_matrix() {
+            data.len()
+        } else {
+            rows
+        }
+    ];
+    if kernel.output_is_matrix() {
+        normalize_rows(data, cols, &mut out)?;
+    } else {
+        let q: Option<Vec<T>> = query.map(|q| q.iter().map(|&v| T::from_f64(v)).collect());
+        apply_rows(kernel, Accumulate::F64, data, cols, q.as_deref(), &mut out)?;
+    }
+    Ok(out)
+}
+
 /// Number of rows of a `len`-element matrix with `cols` columns; for
 /// `cols == 0` the caller's `rows_if_empty`.
 pub(super) fn rows_of(len: usize, cols: usize, rows_if_empty: usize) -> Result<usize, KernelError> {

@@ -12,7 +12,7 @@ the results come back as read-only numpy views of those segments: no pickling, n
 True
 """
 
-from shmframe._engine import KERNELS, Engine, ResizeResult
+from shmframe._engine import INLINE_BYTES, KERNELS, Engine, ResizeResult
 from shmframe._errors import (
     Error,
     InvalidInput,
@@ -24,6 +24,7 @@ from shmframe._errors import (
 from shmframe._shmframe import Frame, list_image_files
 
 __all__ = [
+    "INLINE_BYTES",
     "KERNELS",
     "Engine",
     "Error",

@@ -37,6 +37,12 @@ if TYPE_CHECKING:
 #: The row kernels :meth:`Engine.run` knows (the engine's own list).
 KERNELS: tuple[str, ...] = tuple(_shmframe.KERNELS)
 
+#: :meth:`Engine.run` computes a numpy array of at most this many bytes in the calling
+#: process (the workers' own kernel code, same results) instead of copying it into shared
+#: memory for the pool: below it the copy and the dispatch cost more than the pool saves
+#: (measured in benches/compare/package.py, docs/BENCHMARKS.md "Python package").
+INLINE_BYTES = 16 << 20
+
 # A worker is this interpreter started afresh (-I: isolated, -S: no site), loading the
 # native module by its path and running the worker loop. It never inherits the calling
 # interpreter's threads (numpy's BLAS starts some at import), so no fork is involved.
@@ -54,6 +60,24 @@ _WORKER_CODE = (
 
 def _worker_command() -> tuple[str, list[str]]:
     return sys.executable, ["-I", "-S", "-c", _WORKER_CODE, _shmframe.__file__]
+
+
+def _born_in_shared_memory(a: object) -> Frame | None:
+    """The frame of an array made by :meth:`Engine.empty` (the whole array, unchanged)."""
+    if not isinstance(a, np.ndarray):
+        return None
+    base = a.base
+    if not isinstance(base, _shmframe.WritableView):
+        return None
+    whole = base.__array_interface__
+    if (
+        a.__array_interface__["data"][0] != base.address
+        or a.shape != tuple(whole["shape"])
+        or a.dtype != np.dtype(whole["typestr"])
+        or not a.flags.c_contiguous
+    ):
+        return None
+    return base.frame
 
 
 def _close(native: _shmframe.Engine, executor: list[concurrent.futures.Executor]) -> None:
@@ -118,8 +142,9 @@ class Engine:
         """Put data into shared memory as a :class:`Frame`.
 
         Args:
-            data: a 2-D float32 or float64 numpy array (a C-contiguous one is copied once into
-                a segment; any other layout is first converted by
+            data: an array made by :meth:`empty` (used in place: no copy); a 2-D float32 or
+                float64 numpy array (a C-contiguous one is copied once into a segment, by
+                several threads when it is large; any other layout is first converted by
                 ``np.ascontiguousarray``, one more copy); a pyarrow Table or RecordBatch, a
                 polars DataFrame, or anything with ``__arrow_c_stream__`` (the Arrow PyCapsule
                 interface: copied once, no pyarrow needed for polars); the path of a file (``.npy``,
@@ -133,12 +158,20 @@ class Engine:
         """
         if isinstance(data, (str, os.PathLike)):
             return self._native.frame_from_source(os.fspath(data))
+        born = _born_in_shared_memory(data)
+        if born is not None:
+            return born
         if hasattr(data, "__arrow_c_stream__"):
             return self._native.frame_from_arrow(data)
         if not isinstance(data, np.ndarray):
             raise InvalidInput(
                 f"expected a numpy array, a path or 'shm:NAME', got {type(data).__name__}"
             )
+        return self._native.frame_from_numpy(self._checked_matrix(data))
+
+    @staticmethod
+    def _checked_matrix(data: np.ndarray) -> np.ndarray:
+        """``data`` as a C-contiguous 2-D float array, or :class:`InvalidInput` naming why not."""
         if data.ndim != 2:
             raise InvalidInput(f"expected a 2-D array (rows, cols), got shape {data.shape}")
         if data.dtype not in (np.float32, np.float64):
@@ -147,7 +180,45 @@ class Engine:
             raise InvalidInput(f"expected at least one column, got shape {data.shape}")
         if not data.flags.c_contiguous:
             data = np.ascontiguousarray(data)
-        return self._native.frame_from_numpy(data)
+        return data
+
+    def empty(self, shape: tuple[int, int], dtype: np.typing.DTypeLike = np.float64) -> np.ndarray:
+        """A new writable ``(rows, cols)`` array that lives in shared memory, filled with zeros.
+
+        Produce data straight into it (``np.copyto``, ``out=`` arguments, reading a file into
+        it) and hand it to :meth:`run` or :meth:`frame`: the workers read it where it is, so
+        it is never copied. The array keeps its segment alive; slices of it are ordinary
+        views (only the whole array is recognised as a frame; a slice is copied).
+
+        The workers read the values when the job runs: write before you call :meth:`run`, as
+        with any array shared between threads. Writes that race a job give that job a mix of
+        old and new values, never a crash.
+
+        Args:
+            shape: ``(rows, cols)``.
+            dtype: ``float32`` or ``float64``.
+
+        Raises:
+            InvalidInput: another shape or dtype.
+            SegmentSpace: the segment directory is full.
+
+        """
+        dt = np.dtype(dtype)
+        if dt not in (np.float32, np.float64):
+            raise InvalidInput(f"expected dtype float32 or float64, got {dt}")
+        if len(shape) != 2 or shape[1] < 1 or shape[0] < 0:
+            raise InvalidInput(f"expected a shape (rows, cols) with cols >= 1, got {shape}")
+        _, view = self._native.empty(int(shape[0]), int(shape[1]), dt.name)
+        return np.asarray(view)
+
+    def ping(self) -> float:
+        """Run the empty job (every worker wakes, joins, leaves): the pool's round trip.
+
+        Returns:
+            The job's seconds as the engine measured them.
+
+        """
+        return self._native.ping()
 
     def run(
         self,
@@ -158,6 +229,7 @@ class Engine:
         query: Sequence[float] | np.ndarray | None = None,
         deadline: float | None = None,
         chunk_rows: int | None = None,
+        inline: bool | None = None,
         _test_chunk_sleep_ms: int | None = None,
     ) -> np.ndarray:
         """Run a row kernel and return its result as a read-only numpy view.
@@ -170,6 +242,10 @@ class Engine:
             query: the query vector of ``dot`` and ``cosine``.
             deadline: cancel the job after this many seconds (raises :class:`Timeout`).
             chunk_rows: rows per chunk the workers claim (default: about 8 chunks per worker).
+            inline: for an ordinary numpy array, compute in this process rather than in the
+                workers (same code, same results). Default: when the array has at most
+                :data:`INLINE_BYTES`, where copying it to the workers costs more than they
+                save. ``False`` always uses the workers.
 
         Returns:
             Ctrl-C (SIGINT) during the job raises ``KeyboardInterrupt`` within about 10 ms:
@@ -183,8 +259,19 @@ class Engine:
         """
         if kernel not in KERNELS:
             raise InvalidInput(f"unknown kernel {kernel!r} (kernels: {', '.join(KERNELS)})")
-        frame = data if isinstance(data, _shmframe.Frame) else self.frame(data)
         q = None if query is None else [float(v) for v in np.asarray(query, dtype=np.float64)]
+        if (
+            isinstance(data, np.ndarray)
+            and columns is None
+            and inline is not False
+            and (inline or data.nbytes <= INLINE_BYTES)
+            and _born_in_shared_memory(data) is None
+        ):
+            x = self._checked_matrix(data)
+            if self.closed:
+                raise RuntimeError("the engine is closed")
+            return _shmframe.run_inline(kernel, x, q)
+        frame = data if isinstance(data, _shmframe.Frame) else self.frame(data)
         out = self._native.run(
             kernel,
             frame,

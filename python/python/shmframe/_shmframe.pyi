@@ -28,6 +28,22 @@ class Frame:
     def to_numpy(self, column: str | None = None) -> np.ndarray:
         """A read-only numpy view of a column (default: the first)."""
 
+def run_inline(kernel: str, array: np.ndarray, query: list[float] | None = None) -> np.ndarray:
+    """A row kernel over a 2-D float array, computed in this process."""
+
+class WritableView:
+    """The writable values of a frame made by ``Engine.empty``."""
+
+    @property
+    def __array_interface__(self) -> dict[str, object]:
+        """The numpy array interface of the values (writable)."""
+    @property
+    def frame(self) -> Frame:
+        """The frame the values belong to."""
+    @property
+    def address(self) -> int:
+        """The address of the first value."""
+
 class Engine:
     """The native engine; ``shmframe.Engine`` wraps it."""
 
@@ -54,6 +70,10 @@ class Engine:
         """Copy an object with ``__arrow_c_stream__`` into a frame."""
     def frame_from_source(self, source: str) -> Frame:
         """A frame from a file or ``shm:NAME``."""
+    def empty(self, rows: int, cols: int, dtype: str) -> tuple[Frame, WritableView]:
+        """A frame of zeros and the writable view of its values."""
+    def ping(self) -> float:
+        """Run the empty job; its seconds."""
     def run(
         self,
         kernel: str,
