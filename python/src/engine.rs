@@ -149,6 +149,35 @@ impl Engine {
         Ok(Frame::new(frame))
     }
 
+    /// A frame from any object that speaks the Arrow PyCapsule array interface
+    /// (`__arrow_c_array__`: a pyarrow Array or RecordBatch, …), copied once into a segment: a
+    /// struct array's fields become the columns, any other array the one column `x`.
+    fn frame_from_arrow_array(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Frame> {
+        use arrow_array::{Array, RecordBatch, StructArray, make_array};
+        use arrow_pyarrow::FromPyArrow;
+        let array = make_array(arrow_data::ArrayData::from_pyarrow_bound(data)?);
+        let invalid = |e: arrow_schema::ArrowError| {
+            PyValueError::new_err(format!("reading the Arrow array: {e}"))
+        };
+        let batch = match array.as_any().downcast_ref::<StructArray>() {
+            Some(s) => RecordBatch::from(s.clone()),
+            None => {
+                let field = arrow_schema::Field::new(
+                    shmframe::MATRIX_COLUMN,
+                    array.data_type().clone(),
+                    array.null_count() > 0,
+                );
+                RecordBatch::try_new(
+                    std::sync::Arc::new(arrow_schema::Schema::new(vec![field])),
+                    vec![array],
+                )
+                .map_err(invalid)?
+            }
+        };
+        let frame = self.with(py, move |e| e.frame_from_batches(&[batch]))?;
+        Ok(Frame::new(frame))
+    }
+
     /// A frame from a file (`.npy`, Arrow IPC, Parquet, CSV: the format from its content), or
     /// from a named segment (`shm:NAME`).
     fn frame_from_source(&self, py: Python<'_>, source: String) -> PyResult<Frame> {

@@ -35,4 +35,15 @@ def cmdline(pid: int) -> list[str]:
         return [a.decode() for a in f.read().split(b"\0") if a]
 
 
+def mapped_file_at(addr: int) -> str | None:
+    """The file mapped at `addr` in this process (from /proc/self/maps)."""
+    with open("/proc/self/maps") as f:
+        for line in f:
+            parts = line.split(maxsplit=5)
+            lo, hi = (int(v, 16) for v in parts[0].split("-"))
+            if lo <= addr < hi:
+                return parts[5].strip() if len(parts) == 6 else None
+    return None
+
+
 os.environ.setdefault("RUST_BACKTRACE", "0")

@@ -6,20 +6,9 @@ import time
 import numpy as np
 import pytest
 import shmframe
-from conftest import alive, cmdline
+from conftest import alive, cmdline, mapped_file_at
 
 RNG = np.random.default_rng(7)
-
-
-def mapped_file_at(addr: int) -> str | None:
-    """The file mapped at `addr` in this process (from /proc/self/maps)."""
-    with open("/proc/self/maps") as f:
-        for line in f:
-            parts = line.split(maxsplit=5)
-            lo, hi = (int(v, 16) for v in parts[0].split("-"))
-            if lo <= addr < hi:
-                return parts[5].strip() if len(parts) == 6 else None
-    return None
 
 
 def reference(kernel: str, x: np.ndarray, q: np.ndarray | None = None) -> np.ndarray:
@@ -62,7 +51,7 @@ def test_zero_and_one_row(engine, rows):
 
 def test_results_are_read_only_views_that_keep_their_segment(engine, segdir):
     x = RNG.standard_normal((1000, 8))
-    n = engine.run("l2-norm", x)
+    n = engine.run("l2-norm", x, inline=False)
     assert not n.flags.writeable
     with pytest.raises(ValueError):
         n[0] = 1.0
@@ -270,7 +259,7 @@ with shmframe.Engine(workers=2, segment_dir={str(segdir)!r}) as e:
     threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
     t = time.monotonic()
     try:
-        e.run("l2-norm", x, chunk_rows=10, _test_chunk_sleep_ms=20)  # about 2 s
+        e.run("l2-norm", x, chunk_rows=10, _test_chunk_sleep_ms=20, inline=False)  # about 2 s
         print("finished")
     except KeyboardInterrupt:
         print("interrupted after", round(time.monotonic() - t, 3))
@@ -291,19 +280,20 @@ def test_os_fork_with_a_live_engine_breaks_neither_side(segdir):
 import os, sys, numpy as np, shmframe
 x = np.arange(40.0).reshape(10, 4)
 e = shmframe.Engine(workers=2, segment_dir={str(segdir)!r})
-n = e.run("sum", x)
+n = e.run("sum", x, inline=False)
 pid = os.fork()
 if pid == 0:
     ok = bool(np.array_equal(n, x.sum(axis=1)))  # the parent's result is readable
     try:
-        e.run("sum", x)
+        e.run("sum", x, inline=False)
         ok = False
     except RuntimeError as err:
         ok = ok and "os.fork()" in str(err)
     sys.exit(0 if ok else 1)  # runs the child's finalizers: they must spare the parent
 _, status = os.waitpid(pid, 0)
 print("child", os.waitstatus_to_exitcode(status))
-print("parent", bool(np.array_equal(e.run("sum", x), x.sum(axis=1))), len(e.worker_pids()))
+again = e.run("sum", x, inline=False)
+print("parent", bool(np.array_equal(again, x.sum(axis=1))), len(e.worker_pids()))
 print("result", bool(np.array_equal(n, x.sum(axis=1))))
 e.close()
 """

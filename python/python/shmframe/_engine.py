@@ -145,9 +145,11 @@ class Engine:
             data: an array made by :meth:`empty` (used in place: no copy); a 2-D float32 or
                 float64 numpy array (a C-contiguous one is copied once into a segment, by
                 several threads when it is large; any other layout is first converted by
-                ``np.ascontiguousarray``, one more copy); a pyarrow Table or RecordBatch, a
-                polars DataFrame, or anything with ``__arrow_c_stream__`` (the Arrow PyCapsule
-                interface: copied once, no pyarrow needed for polars); the path of a file (``.npy``,
+                ``np.ascontiguousarray``, one more copy); anything with ``__arrow_c_array__``
+                or ``__arrow_c_stream__`` (the Arrow PyCapsule interface: a pyarrow Table,
+                RecordBatch, Array or ChunkedArray, a polars DataFrame or Series; copied once,
+                no pyarrow needed for polars; a struct's fields become columns, any other
+                array the matrix column ``x``); the path of a file (``.npy``,
                 Arrow IPC, Parquet, CSV; read by its content, mapped in place where the
                 format allows), or ``"shm:NAME"`` for a segment made by ``shmframe load``.
 
@@ -161,7 +163,14 @@ class Engine:
         born = _born_in_shared_memory(data)
         if born is not None:
             return born
+        if hasattr(data, "__arrow_c_array__"):
+            return self._native.frame_from_arrow_array(data)
         if hasattr(data, "__arrow_c_stream__"):
+            if hasattr(data, "to_frame") and not hasattr(data, "columns"):
+                data = data.to_frame()  # a polars (or pandas) Series: one column
+            elif hasattr(data, "chunks") and hasattr(data, "combine_chunks"):
+                data = data.combine_chunks()  # a pyarrow ChunkedArray: one array
+                return self._native.frame_from_arrow_array(data)
             return self._native.frame_from_arrow(data)
         if not isinstance(data, np.ndarray):
             raise InvalidInput(
@@ -251,10 +260,10 @@ class Engine:
             Ctrl-C (SIGINT) during the job raises ``KeyboardInterrupt`` within about 10 ms:
             the job is cancelled and the engine stays usable.
 
-            A 1-D array (one value per row; float64, float32 input giving float32 results
-            only for ``normalize``) or, for ``normalize``, a 2-D array. It is a read-only
-            view of the output segment: assigning to it raises ``ValueError``, and the
-            segment lives exactly as long as the array does.
+            A 1-D array (one value per row) or, for ``normalize``, a 2-D array, of the
+            input's float type. It is a read-only view of the output segment: assigning to it
+            raises ``ValueError``, and the segment lives exactly as long as the array does.
+            An inline result (see ``inline``) is an ordinary array, also read-only.
 
         """
         if kernel not in KERNELS:
@@ -270,7 +279,9 @@ class Engine:
             x = self._checked_matrix(data)
             if self.closed:
                 raise RuntimeError("the engine is closed")
-            return _shmframe.run_inline(kernel, x, q)
+            out = _shmframe.run_inline(kernel, x, q)
+            out.flags.writeable = False  # read-only, as every result is
+            return out
         frame = data if isinstance(data, _shmframe.Frame) else self.frame(data)
         out = self._native.run(
             kernel,

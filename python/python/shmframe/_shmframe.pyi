@@ -68,6 +68,8 @@ class Engine:
         """Copy a C-contiguous 2-D float array into a frame."""
     def frame_from_arrow(self, data: object) -> Frame:
         """Copy an object with ``__arrow_c_stream__`` into a frame."""
+    def frame_from_arrow_array(self, data: object) -> Frame:
+        """Copy an object with ``__arrow_c_array__`` into a frame."""
     def frame_from_source(self, source: str) -> Frame:
         """A frame from a file or ``shm:NAME``."""
     def empty(self, rows: int, cols: int, dtype: str) -> tuple[Frame, WritableView]:
