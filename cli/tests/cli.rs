@@ -526,6 +526,22 @@ fn gc_after_sigkill_of_a_running_coordinator() {
     std::thread::sleep(Duration::from_millis(100));
     assert!(child.try_wait().unwrap().is_none(), "job ended too soon");
     workers = children_of(pid);
+    // The pool's janitor would remove the dead run's segments itself (engine/tests/janitor.rs);
+    // kill it first, so this shows `gc` as the fallback when the janitor is gone too.
+    let janitor: Vec<u32> = workers
+        .iter()
+        .copied()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim() == "shmf-janitor")
+        })
+        .collect();
+    assert_eq!(janitor.len(), 1, "one janitor among {workers:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(janitor[0] as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     child.kill().unwrap();
     let status = child.wait().unwrap();
     let _guard = Kill(child);

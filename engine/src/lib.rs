@@ -71,6 +71,12 @@ pub const WORKER_ENV: &str = "SHMFRAME_WORKER";
 /// must exit with it. Otherwise it returns `None` at once. A malformed [`WORKER_ENV`] is
 /// reported on stderr and gives `Some(2)`.
 ///
+/// The same executable also serves as the pool's janitor (the process that removes the
+/// coordinator's segments if the coordinator dies): then this waits for the coordinator to
+/// go, removes what it left, and ends the process itself (`_exit`, running no destructors or
+/// `atexit` handlers: a closing coordinator waits for that exit, not for a host's teardown
+/// such as an interpreter's finalisation).
+///
 /// ```no_run
 /// // First thing in main():
 /// let registry = shmframe::KernelRegistry::new(); // register the same user kernels
@@ -81,8 +87,13 @@ pub const WORKER_ENV: &str = "SHMFRAME_WORKER";
 /// ```
 pub fn spawned_worker_main(registry: &KernelRegistry) -> Option<i32> {
     let v = std::env::var(WORKER_ENV).ok()?;
-    let args = match protocol::WorkerArgs::decode(&v) {
-        Ok(a) => a,
+    let args = match protocol::WorkerRole::decode(&v) {
+        Ok(protocol::WorkerRole::Worker(a)) => a,
+        Ok(protocol::WorkerRole::Janitor(j)) => {
+            // Its end of the pipe is stdin; it must outlive the coordinator, so no death signal.
+            let code = coordinator::janitor_main(std::io::stdin().lock(), &j, false);
+            shmframe_ipc::exit_now(code);
+        }
         Err(e) => {
             eprintln!("shmframe worker: malformed {WORKER_ENV}: {e}");
             return Some(2);

@@ -10,12 +10,14 @@ use nix::unistd::Pid;
 use shmframe_ipc::{SegmentName, SharedRegion, fork_worker};
 
 use super::builder::{EngineBuilder, StartMethod};
+use super::janitor::Janitor;
 use super::options::WorkerDeath;
 use crate::error::EngineError;
 use crate::protocol::{CONTROL_LEN, Control, WorkerArgs};
 use crate::tuning::{CHUNK_DEATHS, WAIT_SLICE};
 
-/// The worker pool: the control segment, a process per slot, and the log of deaths.
+/// The worker pool: the control segment, a process per slot, the janitor, and the log of
+/// deaths.
 pub(crate) struct Pool {
     pub(crate) control: Control,
     pub(crate) control_name: SegmentName,
@@ -33,11 +35,15 @@ pub(crate) struct Pool {
     /// The process that started the pool: only it stops the workers (a `fork()` child holds
     /// a copy of the pool, and its exit must leave the parent's workers alone).
     pub(crate) owner: u32,
+    /// Removes the coordinator's segments if the coordinator dies (see `janitor.rs`); `None`
+    /// once stopped. Not restarted if it dies: the pool goes on without it.
+    pub(crate) janitor: Option<Janitor>,
 }
 
 impl Pool {
-    /// Creates the control segment and starts every worker; returns when all are ready. On
-    /// failure the workers started so far are stopped (the control segment goes with the pool).
+    /// Creates the control segment, starts every worker and the janitor; returns when all
+    /// workers are ready (the janitor is not waited for). On failure the workers started so
+    /// far and the janitor are stopped (the control segment goes with the pool).
     pub(crate) fn start(cfg: Arc<EngineBuilder>) -> Result<Pool, EngineError> {
         let name = SegmentName::owned("ctl")?;
         let region = SharedRegion::create(name.clone(), CONTROL_LEN, &cfg.dir)?;
@@ -51,6 +57,7 @@ impl Pool {
             redo: Vec::new(),
             poison: None,
             owner: std::process::id(),
+            janitor: None,
         };
         match pool.start_all() {
             Ok(()) => Ok(pool),
@@ -66,6 +73,11 @@ impl Pool {
         for slot in 0..self.slots.len() {
             self.start_worker(slot)?;
         }
+        // After the workers, so they start first (measured: a spawned Python janitor started
+        // before them cost the engine's start ~3 ms more), and concurrently with their
+        // start-up: nothing waits for the janitor. A fork janitor must still come before any
+        // thread, like the workers.
+        self.janitor = Some(Janitor::start(&self.cfg)?);
         let n = self.slots.len();
         let mut ready = 0;
         while ready < n {
@@ -107,7 +119,10 @@ impl Pool {
         let pid = match &self.cfg.start {
             StartMethod::Fork => {
                 let registry = Arc::new(self.cfg.registry.clone());
-                fork_worker(move || crate::worker::run(args, registry))?
+                fork_worker(move || {
+                    super::janitor::close_inherited_write_ends();
+                    crate::worker::run(args, registry)
+                })?
             }
             StartMethod::Spawn { exe } => spawn_worker(exe.as_deref(), &[], &args)?,
             StartMethod::Command {
@@ -215,12 +230,23 @@ impl Pool {
         }
     }
 
-    /// Stops the workers: asks them to exit, then SIGTERM after the grace period, then SIGKILL
-    /// after another.
+    /// Stops the workers (asks them to exit, then SIGTERM after the grace period, then SIGKILL
+    /// after another), then the janitor: only now, so a death of the coordinator while the
+    /// workers stop is still cleaned up.
     pub(crate) fn shutdown(&mut self) {
         if std::process::id() != self.owner {
-            return; // a fork()'s copy: the workers are the parent's
+            // A fork()'s copy: the workers and the janitor are the parent's. Dropping the
+            // janitor handle only closes this process's copy of the pipe's write end.
+            self.janitor = None;
+            return;
         }
+        self.stop_workers();
+        if let Some(mut janitor) = self.janitor.take() {
+            janitor.stop();
+        }
+    }
+
+    fn stop_workers(&mut self) {
         self.control.request_shutdown();
         let deadline = Instant::now() + self.cfg.grace;
         let mut termed = false;

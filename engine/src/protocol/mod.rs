@@ -9,4 +9,4 @@ mod worker_env;
 pub use control::MAX_WORKERS;
 pub(crate) use control::{CONTROL_LEN, ChunkState, Control, DESC_MAX, MAX_CHUNKS};
 pub(crate) use desc::{BufRef, Dtype, Failure, Hooks, Loc, OutputDesc, with_dtype};
-pub(crate) use worker_env::WorkerArgs;
+pub(crate) use worker_env::{JanitorArgs, WorkerArgs, WorkerRole};
