@@ -79,6 +79,23 @@ def test_inline_jobs_give_the_pools_bits(engine, kernel, dtype):
     np.testing.assert_array_equal(small, pooled)
 
 
+def test_ordinary_arrays_go_to_the_pool_only_when_it_can_win(engine, monkeypatch):
+    assert not engine.pool_can_win(shmframe.INLINE_BYTES)
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    # 4 KiB pages: the copy-in alone costs more than computing here, whatever the cores.
+    monkeypatch.setattr(engine, "_huge_pages", False)
+    assert not engine.pool_can_win(1 << 30)
+    # 2 MiB pages: 8 threads copy 1 GiB faster than one core computes on it.
+    monkeypatch.setattr(engine, "_huge_pages", True)
+    assert engine.pool_can_win(1 << 30)
+    assert not engine.pool_can_win(100 << 20)  # 1 thread's share: no
+    x = np.ones(((1 << 30) // 8 // 16, 16))
+    n = engine.run("l2-norm", x)  # the pool's result: a view of an output segment
+    assert isinstance(n.base, shmframe._shmframe.ColumnView)
+    monkeypatch.setattr(engine, "_huge_pages", False)
+    assert not isinstance(engine.run("l2-norm", x).base, shmframe._shmframe.ColumnView)
+
+
 def test_inline_refuses_what_the_pool_refuses(engine):
     with pytest.raises(ValueError, match="needs a query"):
         engine.run("dot", np.ones((4, 2)))

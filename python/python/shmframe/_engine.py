@@ -37,11 +37,19 @@ if TYPE_CHECKING:
 #: The row kernels :meth:`Engine.run` knows (the engine's own list).
 KERNELS: tuple[str, ...] = tuple(_shmframe.KERNELS)
 
-#: :meth:`Engine.run` computes a numpy array of at most this many bytes in the calling
+#: :meth:`Engine.run` always computes a numpy array of at most this many bytes in the calling
 #: process (the workers' own kernel code, same results) instead of copying it into shared
-#: memory for the pool: below it the copy and the dispatch cost more than the pool saves
-#: (measured in benches/compare/package.py, docs/BENCHMARKS.md "Python package").
+#: memory for the pool: the copy and the dispatch cost more than the pool can save.
 INLINE_BYTES = 16 << 20
+
+#: What copying an ordinary array into a fresh segment costs, per byte and copying thread, in
+#: passes of a built-in kernel over the same bytes on one core: tmpfs pages are allocated,
+#: zeroed and mapped one by one, which on 4 KiB pages is far slower than reading them
+#: (measured on the reference machine: about 0.85 s per GiB copied by 2 threads against
+#: 0.18 s per GiB for the L2 kernel; docs/BENCHMARKS.md "Python package").
+COPY_COST_4K = 9.0
+#: The same on a tmpfs mounted ``huge=`` (2 MiB pages): about 0.13 s per GiB with 2 threads.
+COPY_COST_HUGE = 1.5
 
 # A worker is this interpreter started afresh (-I: isolated, -S: no site), loading the
 # native module by its path and running the worker loop. It never inherits the calling
@@ -60,6 +68,25 @@ _WORKER_CODE = (
 
 def _worker_command() -> tuple[str, list[str]]:
     return sys.executable, ["-I", "-S", "-c", _WORKER_CODE, _shmframe.__file__]
+
+
+def _on_huge_pages(path: str) -> bool:
+    """Whether ``path`` is on a tmpfs mounted with ``huge=always`` or ``huge=within_size``."""
+    best, huge = "", False
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                _, mnt, fs, opts = line.split()[:4]
+                if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(
+                    best
+                ):
+                    best = mnt
+                    huge = fs == "tmpfs" and any(
+                        o in ("huge=always", "huge=within_size") for o in opts.split(",")
+                    )
+    except OSError:
+        return False
+    return huge
 
 
 def _born_in_shared_memory(a: object) -> Frame | None:
@@ -108,6 +135,9 @@ class Engine:
         program, args = _worker_command()
         self._native = _shmframe.Engine(
             program, args, workers, None if segment_dir is None else os.fspath(segment_dir)
+        )
+        self._huge_pages = _on_huge_pages(
+            os.fspath(segment_dir or os.environ.get("SHMFRAME_DIR") or "/dev/shm")
         )
         # The thread that runs submitted jobs, made on first use (a list the finalizer shares).
         self._executor: list[concurrent.futures.Executor] = []
@@ -220,6 +250,22 @@ class Engine:
         _, view = self._native.empty(int(shape[0]), int(shape[1]), dt.name)
         return np.asarray(view)
 
+    def pool_can_win(self, nbytes: int) -> bool:
+        """Whether :meth:`run` sends an ordinary numpy array of ``nbytes`` to the workers.
+
+        Never at most :data:`INLINE_BYTES`. Above, when copying it in (by
+        ``min(cores, 8, nbytes / 64 MiB)`` threads, at :data:`COPY_COST_4K` or, on a
+        ``huge=`` tmpfs, :data:`COPY_COST_HUGE` kernel passes per byte and thread) plus the
+        workers' share of the kernel takes less than one pass in this process. On 4 KiB pages
+        that is never (even 8 threads copy slower than one core computes); on a ``huge=``
+        tmpfs with 4 cores and 4 workers, from 192 MiB.
+        """
+        if nbytes <= INLINE_BYTES:
+            return False
+        cost = COPY_COST_HUGE if self._huge_pages else COPY_COST_4K
+        threads = max(1, min(os.cpu_count() or 1, 8, nbytes // (64 << 20)))
+        return cost / threads + 1 / self.workers < 1
+
     def ping(self) -> float:
         """Run the empty job (every worker wakes, joins, leaves): the pool's round trip.
 
@@ -251,10 +297,13 @@ class Engine:
             query: the query vector of ``dot`` and ``cosine``.
             deadline: cancel the job after this many seconds (raises :class:`Timeout`).
             chunk_rows: rows per chunk the workers claim (default: about 8 chunks per worker).
-            inline: for an ordinary numpy array, compute in this process rather than in the
-                workers (same code, same results). Default: when the array has at most
-                :data:`INLINE_BYTES`, where copying it to the workers costs more than they
-                save. ``False`` always uses the workers.
+            inline: for an ordinary numpy array (not a frame, not from :meth:`empty`),
+                compute in this process rather than in the workers (same code, same results).
+                Default: whenever the pool cannot win, which a one-off call on private memory
+                rarely lets it: the array must first be copied into shared memory, and that
+                costs more than the kernel itself (see :meth:`pool_can_win`). ``False``
+                always uses the workers. Arrays you reuse belong in a :meth:`frame`, and
+                arrays you produce in :meth:`empty`: then nothing is copied and the pool wins.
 
         Returns:
             Ctrl-C (SIGINT) during the job raises ``KeyboardInterrupt`` within about 10 ms:
@@ -273,7 +322,7 @@ class Engine:
             isinstance(data, np.ndarray)
             and columns is None
             and inline is not False
-            and (inline or data.nbytes <= INLINE_BYTES)
+            and (inline or not self.pool_can_win(data.nbytes))
             and _born_in_shared_memory(data) is None
         ):
             x = self._checked_matrix(data)
