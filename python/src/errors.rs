@@ -7,7 +7,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyType;
 use shmframe::EngineError;
-use shmframe_ipc::SegmentError;
+use shmframe_ipc::{ArrowSegmentError, SegmentError};
 
 /// The exception class named `name` in `shmframe._errors` (errors are not a hot path: the
 /// module comes from Python's import cache).
@@ -23,14 +23,15 @@ pub(crate) fn to_py(py: Python<'_>, e: EngineError) -> PyErr {
     use shmframe::EngineError as E;
     let msg = e.to_string();
     let name = match &e {
-        E::Input { .. } | E::NoColumn { .. } | E::ColumnType { .. } | E::Name(_) | E::Arrow(_) => {
-            "InvalidInput"
-        }
         E::Deadline { .. } => "Timeout",
         E::WorkersDied { .. } | E::ChunkKillsWorkers { .. } => "WorkerDied",
         E::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => "NotFound",
-        E::Segment(SegmentError::NoSpace { .. }) => "SegmentSpace",
+        E::Segment(SegmentError::NoSpace { .. })
+        | E::Arrow(ArrowSegmentError::Segment(SegmentError::NoSpace { .. })) => "SegmentSpace",
         E::Segment(SegmentError::NotFound { .. }) => "NotFound",
+        E::Input { .. } | E::NoColumn { .. } | E::ColumnType { .. } | E::Name(_) | E::Arrow(_) => {
+            "InvalidInput"
+        }
         _ => "Error",
     };
     match class(py, name) {

@@ -58,11 +58,19 @@ def test_an_empty_array_keeps_its_segment_alive_exactly_as_long_as_it_lives(segd
         ((3, 0), np.float64, "cols >= 1"),
         ((3,), np.float64, "expected a shape"),
         ((3, 2), np.int32, "expected dtype float32 or float64, got int32"),
+        ((10, 2**31), np.float64, "at most 2147483647 columns"),
+        ((2**62, 2**20), np.float64, "too large to address"),
     ],
 )
 def test_empty_refuses_other_shapes_and_dtypes(engine, shape, dtype, message):
     with pytest.raises(ValueError, match=message):
         engine.empty(shape, dtype)
+
+
+def test_an_empty_array_larger_than_the_segment_directory_is_a_space_error(engine):
+    with pytest.raises(shmframe.SegmentSpace) as info:
+        engine.empty((2**40, 8))  # 8 TiB
+    assert isinstance(info.value, MemoryError) and "not enough space" in str(info.value)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -99,6 +99,25 @@ impl<T: Element> std::fmt::Debug for WritableMatrix<T> {
     }
 }
 
+/// The bytes of a `rows x cols` matrix of `T`, or why it cannot be one column: no column, a
+/// width beyond Arrow's `i32` list size, or a size that does not fit in memory at all.
+fn matrix_bytes<T: Element>(rows: usize, cols: usize, what: &str) -> Result<usize, EngineError> {
+    let refuse = |reason: String| EngineError::Input {
+        what: what.into(),
+        reason: format!("{rows} x {cols}: {reason}"),
+    };
+    if cols == 0 {
+        return Err(refuse("a matrix needs at least one column".into()));
+    }
+    if i32::try_from(cols).is_err() {
+        return Err(refuse(format!("at most {} columns", i32::MAX)));
+    }
+    rows.checked_mul(cols)
+        .and_then(|n| n.checked_mul(std::mem::size_of::<T>()))
+        .filter(|&b| b <= isize::MAX as usize)
+        .ok_or_else(|| refuse("too large to address".into()))
+}
+
 /// Copies raw row-major values into a new segment laid out as a one-column Arrow file.
 pub(crate) fn matrix_into_segment(
     raw: &[u8],
@@ -108,6 +127,14 @@ pub(crate) fn matrix_into_segment(
     dir: &SegmentDir,
     label: &str,
 ) -> Result<SharedFrame, EngineError> {
+    if let Some(c) = cols
+        && i32::try_from(c).is_err()
+    {
+        return Err(EngineError::Input {
+            what: label.into(),
+            reason: format!("{rows} x {c}: at most {} columns", i32::MAX),
+        });
+    }
     let field = match cols {
         Some(c) => matrix::matrix_field(NPY_COLUMN, dt, c, false),
         None => Field::new(NPY_COLUMN, dt, false),
@@ -125,6 +152,16 @@ pub(crate) fn matrix_into_segment(
         &[ColumnPlan::default()],
     )?;
     let v = planned.columns[0].values.clone();
+    if v.len() != raw.len() {
+        return Err(EngineError::Input {
+            what: label.into(),
+            reason: format!(
+                "{} bytes do not fill the {} value bytes of {rows} rows",
+                raw.len(),
+                v.len()
+            ),
+        });
+    }
     fill(&mut planned.segment, v, raw);
     SharedFrame::from_segment(planned.segment.publish()?)
 }
@@ -177,12 +214,7 @@ impl Engine {
         rows: usize,
         cols: usize,
     ) -> Result<WritableMatrix<T>, EngineError> {
-        if cols == 0 {
-            return Err(EngineError::Input {
-                what: "empty matrix".into(),
-                reason: format!("{rows} x 0: a matrix needs at least one column"),
-            });
-        }
+        let bytes = matrix_bytes::<T>(rows, cols, "empty matrix")?;
         let schema = Schema::new(vec![matrix::matrix_field(
             NPY_COLUMN,
             T::DATA_TYPE,
@@ -202,6 +234,15 @@ impl Engine {
             &[ColumnPlan::default()],
         )?;
         let at = planned.columns[0].values.clone();
+        if at.len() != bytes {
+            return Err(EngineError::Input {
+                what: "empty matrix".into(),
+                reason: format!(
+                    "{rows} x {cols}: the layout holds {} value bytes, not {bytes}",
+                    at.len()
+                ),
+            });
+        }
         let segment = planned.segment.publish()?;
         // A second mapping, read-write, of the values' object: the published handle stays
         // read-only (and unlinks the segment when the last clone of the frame goes).

@@ -45,11 +45,12 @@ INLINE_BYTES = 16 << 20
 #: What copying an ordinary array into a fresh segment costs, per byte and copying thread, in
 #: passes of a built-in kernel over the same bytes on one core: tmpfs pages are allocated,
 #: zeroed and mapped one by one, which on 4 KiB pages is far slower than reading them
-#: (measured on the reference machine: about 0.85 s per GiB copied by 2 threads against
-#: 0.18 s per GiB for the L2 kernel; docs/BENCHMARKS.md "Python package").
-COPY_COST_4K = 9.0
-#: The same on a tmpfs mounted ``huge=`` (2 MiB pages): about 0.13 s per GiB with 2 threads.
-COPY_COST_HUGE = 1.5
+#: (docs/BENCHMARKS.md "Python package", 2 cores: `frame(x)` took 0.92 s per GiB with 2
+#: threads, the L2 kernel inline 0.24 s per GiB: 2 x 0.92 / 0.24, rounded up to 8).
+COPY_COST_4K = 8.0
+#: The same on a tmpfs mounted ``huge=`` (2 MiB pages): 0.29 s per GiB with 2 threads against
+#: 0.20 s for the kernel, rounded up to 3.
+COPY_COST_HUGE = 3.0
 
 # A worker is this interpreter started afresh (-I: isolated, -S: no site), loading the
 # native module by its path and running the worker loop. It never inherits the calling
@@ -258,7 +259,7 @@ class Engine:
         ``huge=`` tmpfs, :data:`COPY_COST_HUGE` kernel passes per byte and thread) plus the
         workers' share of the kernel takes less than one pass in this process. On 4 KiB pages
         that is never (even 8 threads copy slower than one core computes); on a ``huge=``
-        tmpfs with 4 cores and 4 workers, from 192 MiB.
+        tmpfs with 8 cores and 8 workers, from 256 MiB.
         """
         if nbytes <= INLINE_BYTES:
             return False
