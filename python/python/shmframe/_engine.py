@@ -137,6 +137,7 @@ class Engine:
         self._native = _shmframe.Engine(
             program, args, workers, None if segment_dir is None else os.fspath(segment_dir)
         )
+        self._n_workers = self._native.workers
         self._huge_pages = _on_huge_pages(
             os.fspath(segment_dir or os.environ.get("SHMFRAME_DIR") or "/dev/shm")
         )
@@ -265,7 +266,7 @@ class Engine:
             return False
         cost = COPY_COST_HUGE if self._huge_pages else COPY_COST_4K
         threads = max(1, min(os.cpu_count() or 1, 8, nbytes // (64 << 20)))
-        return cost / threads + 1 / self.workers < 1
+        return cost / threads + 1 / self._n_workers < 1
 
     def ping(self) -> float:
         """Run the empty job (every worker wakes, joins, leaves): the pool's round trip.
