@@ -203,41 +203,35 @@ class MpCopyIn:
         return {"mp": t2 - t0, "mp_copy": t1 - t0, "mp_pool": t2 - t1}
 
 
-class SfParallelCopy:
-    key = "sf_copy"
-    label = "shmframe, to the workers: `frame(x)` (copy-in by threads) + `run(frame)`"
+class SfCopy:
+    """The array copied into shared memory by `put(engine, x)` (timed), then the pool's job."""
 
-    def __init__(self, engine, x, ref):
+    def __init__(self, key, label, put, engine, x, ref):
+        self.key, self.label, self.put = key, label, put
         self.engine, self.x, self.ref = engine, x, ref
 
     def measure(self):
         t0 = time.perf_counter()
-        f = self.engine.frame(self.x)
+        f = self.put(self.engine, self.x)
         t1 = time.perf_counter()
         r = self.engine.run("l2-norm", f)
         t2 = time.perf_counter()
         C.check(self.label, r, self.ref)
         del r, f
-        return {"sf_copy": t2 - t0, "sf_copy_in": t1 - t0, "sf_copy_job": t2 - t1}
+        k = self.key
+        return {k: t2 - t0, f"{k}_in": t1 - t0, f"{k}_job": t2 - t1}
 
 
-class SfOneThreadCopy:
-    key = "sf_copy1"
-    label = "shmframe: `engine.empty` + `np.copyto` (one thread) + `run`"
+def threads_copy(engine, x):
+    """`frame(x)`: the engine's copy-in, split over threads."""
+    return engine.frame(x)
 
-    def __init__(self, engine, x, ref):
-        self.engine, self.x, self.ref = engine, x, ref
 
-    def measure(self):
-        t0 = time.perf_counter()
-        a = self.engine.empty(self.x.shape)
-        np.copyto(a, self.x)
-        t1 = time.perf_counter()
-        r = self.engine.run("l2-norm", a)
-        t2 = time.perf_counter()
-        C.check(self.label, r, self.ref)
-        del r, a
-        return {"sf_copy1": t2 - t0, "sf_copy1_in": t1 - t0, "sf_copy1_job": t2 - t1}
+def one_thread_copy(engine, x):
+    """`engine.empty` + `np.copyto`: one thread faults and fills the segment."""
+    a = engine.empty(x.shape)
+    np.copyto(a, x)
+    return a
 
 
 class SfBorn:
@@ -291,8 +285,22 @@ def section_first(engine, pool, n, quick, reps, segdir):
     ref = C.reference(x)
     methods = [
         MpCopyIn(pool, n, x, ref),
-        SfParallelCopy(engine, x, ref),
-        SfOneThreadCopy(engine, x, ref),
+        SfCopy(
+            "sf_copy",
+            "shmframe, to the workers: `frame(x)` (copy-in by threads) + `run(frame)`",
+            threads_copy,
+            engine,
+            x,
+            ref,
+        ),
+        SfCopy(
+            "sf_copy1",
+            "shmframe: `engine.empty` + `np.copyto` (one thread) + `run`",
+            one_thread_copy,
+            engine,
+            x,
+            ref,
+        ),
         SfBorn(engine, x, ref, segdir),
         SfDefault(engine, x, ref),
         Checked(C.NumpyEinsum(), ref),

@@ -236,12 +236,7 @@ impl Engine {
         deadline: Option<f64>,
         _test_chunk_sleep_ms: Option<u64>,
     ) -> PyResult<Frame> {
-        let kernel: RowKernel =
-            kernel
-                .parse()
-                .map_err(|e: shmframe::kernels::ParseRowKernelError| {
-                    PyValueError::new_err(e.to_string())
-                })?;
+        let kernel = parse_kernel(kernel)?;
         let f = frame.shared().clone();
         let columns = columns.unwrap_or_else(|| f.default_columns());
         // Ctrl-C: every wait slice (10 ms) the job's wait loop takes the GIL for a moment and
@@ -278,6 +273,12 @@ impl Engine {
     }
 }
 
+/// The row kernel named `name`, or a `ValueError` listing the kernels.
+fn parse_kernel(name: &str) -> PyResult<RowKernel> {
+    name.parse()
+        .map_err(|e: shmframe::kernels::ParseRowKernelError| PyValueError::new_err(e.to_string()))
+}
+
 /// A row kernel over a C-contiguous 2-D float32 or float64 numpy array, computed in this
 /// process with the GIL released, by the workers' own code (`row_results`): for arrays too
 /// small for the pool to win. Returns a new numpy array (1-D, or 2-D for `normalize`).
@@ -289,12 +290,7 @@ pub(crate) fn run_inline<'py>(
     array: &Bound<'py, PyAny>,
     query: Option<Vec<f64>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let kernel: RowKernel =
-        kernel
-            .parse()
-            .map_err(|e: shmframe::kernels::ParseRowKernelError| {
-                PyValueError::new_err(e.to_string())
-            })?;
+    let kernel = parse_kernel(kernel)?;
     if kernel.needs_query() != query.is_some() {
         return Err(PyValueError::new_err(format!(
             "kernel {} {}",
