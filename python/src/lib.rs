@@ -19,6 +19,19 @@ fn _worker_main(py: Python<'_>) -> Option<i32> {
     py.detach(|| shmframe::spawned_worker_main(&registry))
 }
 
+/// Removes the segments in `dir` whose owning process is gone (what `shmframe gc` does): never
+/// one of a live process, never one of `shmframe load`. Returns the names removed.
+#[pyfunction]
+fn sweep_stale(py: Python<'_>, dir: std::path::PathBuf) -> PyResult<Vec<String>> {
+    use errors::IntoPy;
+    let dir = shmframe::SegmentDir::from_path(dir);
+    let removed = py
+        .detach(|| shmframe_ipc::sweep::sweep_stale(&dir))
+        .map_err(shmframe::EngineError::from)
+        .py_err(py)?;
+    Ok(removed.into_iter().map(|i| i.name.to_string()).collect())
+}
+
 /// The module.
 #[pymodule]
 fn _shmframe(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -28,6 +41,7 @@ fn _shmframe(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<frame::WritableView>()?;
     m.add_function(wrap_pyfunction!(engine::run_inline, m)?)?;
     m.add_function(wrap_pyfunction!(_worker_main, m)?)?;
+    m.add_function(wrap_pyfunction!(sweep_stale, m)?)?;
     m.add_function(wrap_pyfunction!(resize::list_image_files, m)?)?;
     m.add_function(wrap_pyfunction!(resize::resize, m)?)?;
     m.add("WORKER_ENV", shmframe::WORKER_ENV)?;

@@ -12,7 +12,7 @@ the results come back as read-only numpy views of those segments: no pickling, n
 True
 """
 
-from shmframe._engine import INLINE_BYTES, KERNELS, Engine, ResizeResult
+from shmframe._engine import INLINE_BYTES, KERNELS, Engine, ResizeResult, sweep_stale
 from shmframe._errors import (
     Error,
     InvalidInput,
@@ -36,4 +36,5 @@ __all__ = [
     "Timeout",
     "WorkerDied",
     "list_image_files",
+    "sweep_stale",
 ]

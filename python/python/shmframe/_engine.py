@@ -71,6 +71,24 @@ def _worker_command() -> tuple[str, list[str]]:
     return sys.executable, ["-I", "-S", "-c", _WORKER_CODE, _shmframe.__file__]
 
 
+def sweep_stale(segment_dir: str | os.PathLike | None = None) -> list[str]:
+    """Remove the segments whose owning process is gone, as ``shmframe gc`` does.
+
+    A process that dies without closing its engine has them removed by the engine's janitor;
+    this is for when the janitor died too (Ray kills an actor's children with the actor).
+    Segments of live processes and of ``shmframe load`` are never touched.
+
+    Args:
+        segment_dir: the directory (default: ``$SHMFRAME_DIR``, else ``/dev/shm``).
+
+    Returns:
+        The names removed.
+
+    """
+    d = segment_dir or os.environ.get("SHMFRAME_DIR") or "/dev/shm"
+    return _shmframe.sweep_stale(os.fspath(d))
+
+
 def _on_huge_pages(path: str) -> bool:
     """Whether ``path`` is on a tmpfs mounted with ``huge=always`` or ``huge=within_size``."""
     best, huge = "", False

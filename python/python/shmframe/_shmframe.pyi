@@ -8,6 +8,9 @@ KERNELS: list[str]
 def _worker_main() -> int | None:
     """Run this process as a worker when it was started as one."""
 
+def sweep_stale(dir: str) -> list[str]:
+    """Remove the segments of dead owners in ``dir``; their names."""
+
 def list_image_files(dir: str, recursive: bool) -> list[str]:
     """The files of a folder, sorted, hidden ones skipped."""
 
