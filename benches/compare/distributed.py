@@ -14,30 +14,27 @@ and the photo set; `--quick` uses 200 images and 2 repetitions. Writes the "Ray:
 section of docs/BENCHMARKS.md (between markers compare.py keeps) unless --no-docs.
 """
 
-import os
+import sys
+from pathlib import Path
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("RAY_DISABLE_DOCKER_CPU_WARNING", "1")
+# compare.py, imported first, sets the BLAS and Ray environment before numpy loads.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import compare as C  # noqa: E402, I001
 
 import argparse  # noqa: E402
 import multiprocessing as mp  # noqa: E402
+import os  # noqa: E402
 import shutil  # noqa: E402
-import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import compare as C  # noqa: E402
 import ray  # noqa: E402
 import shmframe  # noqa: E402
 import shmframe.ray as sray  # noqa: E402
 from PIL import Image  # noqa: E402
 from ray.cluster_utils import Cluster as RayCluster  # noqa: E402
 
+HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 PHOTOS = ROOT / "datasets" / "photos"
 SIZE = (256, 256)

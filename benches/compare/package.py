@@ -22,32 +22,28 @@ ends the run with exit status 1. Tables go to stdout and, unless --no-docs, into
 "Python package" section of docs/BENCHMARKS.md (between markers that compare.py keeps).
 """
 
-import os
+import sys
+from pathlib import Path
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("RAY_DISABLE_DOCKER_CPU_WARNING", "1")
+# compare.py, imported first, sets the BLAS and Ray environment before numpy loads.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import compare as C  # noqa: E402, I001
 
 import argparse  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
 import multiprocessing as mp  # noqa: E402
+import os  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
-import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import compare as C  # noqa: E402
 import shmframe  # noqa: E402
 import workers as W  # noqa: E402
 
+HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 PHOTOS = ROOT / "datasets" / "photos"
