@@ -44,6 +44,11 @@ fn _shmframe(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sweep_stale, m)?)?;
     m.add_function(wrap_pyfunction!(resize::list_image_files, m)?)?;
     m.add_function(wrap_pyfunction!(resize::resize, m)?)?;
+    m.add_function(wrap_pyfunction!(resize::resize_outputs, m)?)?;
+    m.add_function(wrap_pyfunction!(resize::resize_temporary_path, m)?)?;
+    m.add("RESIZE_FITS", resize::FITS.map(|(n, _)| n).to_vec())?;
+    m.add("RESIZE_FILTERS", resize::FILTERS.map(|(n, _)| n).to_vec())?;
+    m.add("RESIZE_FORMATS", resize::FORMATS.to_vec())?;
     m.add("WORKER_ENV", shmframe::WORKER_ENV)?;
     m.add("KERNELS", shmframe::RowKernel::NAMES.to_vec())?;
     Ok(())

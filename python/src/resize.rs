@@ -27,6 +27,62 @@ pub(crate) fn list_image_files(
         .py_err(py)
 }
 
+/// The fits, filters and output formats by the names Python and the command use.
+pub(crate) const FITS: [(&str, Fit); 3] = [
+    ("exact", Fit::Exact),
+    ("contain", Fit::Contain),
+    ("cover", Fit::Cover),
+];
+/// See [`FITS`].
+pub(crate) const FILTERS: [(&str, Filter); 4] = [
+    ("lanczos3", Filter::Lanczos3),
+    ("bicubic", Filter::Bicubic),
+    ("bilinear", Filter::Bilinear),
+    ("nearest", Filter::Nearest),
+];
+/// See [`FITS`]; JPEG's quality is set apart.
+pub(crate) const FORMATS: [&str; 3] = ["jpeg", "png", "webp"];
+
+/// The format named `name` (JPEG at `quality`).
+fn image_format(name: &str, quality: u8) -> PyResult<ImageFormat> {
+    let formats = [
+        ImageFormat::Jpeg { quality },
+        ImageFormat::Png,
+        ImageFormat::WebP,
+    ];
+    let table: Vec<(&str, ImageFormat)> = FORMATS.into_iter().zip(formats).collect();
+    choice("format", name, &table)
+}
+
+/// The file a resize job writes for each of `paths` into `out_dir` (names relative to
+/// `strip_prefix`, the format's extension), as [`resize`] would; two inputs with one output
+/// are refused with the job's own error.
+#[pyfunction]
+#[pyo3(signature = (paths, out_dir, format="jpeg", strip_prefix=None, keep_extension=false))]
+pub(crate) fn resize_outputs(
+    py: Python<'_>,
+    paths: Vec<String>,
+    out_dir: PathBuf,
+    format: &str,
+    strip_prefix: Option<PathBuf>,
+    keep_extension: bool,
+) -> PyResult<Vec<PathBuf>> {
+    let enc = EncodeSpec {
+        dir: out_dir,
+        format: image_format(format, 90)?,
+        strip_prefix,
+        keep_extension,
+    };
+    enc.output_paths(&paths).py_err(py)
+}
+
+/// The temporary file a resize job coordinated by process `coordinator` writes `dest`
+/// through (left behind when a worker dies between the write and the rename).
+#[pyfunction]
+pub(crate) fn resize_temporary_path(dest: PathBuf, coordinator: u32) -> PathBuf {
+    shmframe::image::temporary_path(&dest, coordinator)
+}
+
 fn choice<T: Copy>(what: &str, value: &str, options: &[(&str, T)]) -> PyResult<T> {
     options
         .iter()
@@ -79,25 +135,8 @@ pub(crate) fn resize(
         )));
     }
     let spec = ResizeSpec {
-        fit: choice(
-            "fit",
-            fit,
-            &[
-                ("exact", Fit::Exact),
-                ("contain", Fit::Contain),
-                ("cover", Fit::Cover),
-            ],
-        )?,
-        filter: choice(
-            "filter",
-            filter,
-            &[
-                ("lanczos3", Filter::Lanczos3),
-                ("bicubic", Filter::Bicubic),
-                ("bilinear", Filter::Bilinear),
-                ("nearest", Filter::Nearest),
-            ],
-        )?,
+        fit: choice("fit", fit, &FITS)?,
+        filter: choice("filter", filter, &FILTERS)?,
         alpha: if keep_alpha {
             Alpha::Keep
         } else {
@@ -106,15 +145,7 @@ pub(crate) fn resize(
         max_pixels,
         ..ResizeSpec::new(width, height)
     };
-    let format = choice(
-        "format",
-        format,
-        &[
-            ("jpeg", ImageFormat::Jpeg { quality }),
-            ("png", ImageFormat::Png),
-            ("webp", ImageFormat::WebP),
-        ],
-    )?;
+    let format = image_format(format, quality)?;
     let encode = out_dir.map(|dir| EncodeSpec {
         dir,
         format,

@@ -90,7 +90,7 @@ def test_inline_jobs_give_the_pools_bits(engine, kernel, dtype):
 
 def test_ordinary_arrays_go_to_the_pool_only_when_it_can_win(engine, monkeypatch):
     assert not engine.pool_can_win(shmframe.INLINE_BYTES)
-    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    monkeypatch.setattr("shmframe._engine._cores", lambda: 8)
     # 4 KiB pages: the copy-in alone costs more than computing here, whatever the cores.
     monkeypatch.setattr(engine, "_huge_pages", False)
     assert not engine.pool_can_win(1 << 30)

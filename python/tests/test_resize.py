@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import shmframe
@@ -47,3 +49,28 @@ def test_resize_options_are_checked(engine, tmp_path):
     r = engine.resize([tmp_path / "a.png"], (4, 4), keep_alpha=True)
     assert r.images.shape == (1, 4, 4, 4)
     assert isinstance(r, shmframe.ResizeResult)
+
+
+def test_resize_outputs_are_the_files_the_engine_writes(engine, tmp_path):
+    from shmframe import _shmframe
+
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    for name in ("a.jpg", "sub/b.png"):
+        gradient(16, 16).save(src / name)
+    paths = [str(src / "a.jpg"), str(src / "sub" / "b.png")]
+    out = tmp_path / "out"
+    planned = _shmframe.resize_outputs(paths, str(out), "webp", str(src))
+    engine.resize(src, (8, 8), out_dir=out, format="webp", recursive=True)
+    written = sorted(str(p) for p in out.rglob("*") if p.is_file())
+    assert sorted(map(str, planned)) == written
+    # Two inputs with one output: the engine's own refusal, before any work.
+    gradient(16, 16).save(src / "a.png")
+    with pytest.raises(shmframe.InvalidInput, match="both would be written to"):
+        _shmframe.resize_outputs([str(src / "a.jpg"), str(src / "a.png")], str(out))
+    kept = _shmframe.resize_outputs(
+        [str(src / "a.jpg"), str(src / "a.png")], str(out), keep_extension=True
+    )
+    assert [os.path.basename(p) for p in kept] == ["a.jpg.jpg", "a.png.jpg"]
+    tmp = _shmframe.resize_temporary_path(str(out / "a.webp"), 1234)
+    assert str(tmp) == str(out / ".a.webp.shmframe-tmp.1234")

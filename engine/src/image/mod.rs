@@ -25,9 +25,12 @@ mod orientation;
 pub(crate) mod pipeline;
 mod report;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+
+use crate::error::EngineError;
 
 pub use codec::{ImageError, encode_image, resize_image};
 pub use files::list_image_files;
@@ -161,6 +164,56 @@ impl ResizeSpec {
     pub fn image_bytes(&self) -> usize {
         self.width as usize * self.height as usize * self.channels()
     }
+}
+
+impl EncodeSpec {
+    /// The file a resize job writes for each of `paths` (relative to
+    /// [`EncodeSpec::strip_prefix`], with the format's extension, below [`EncodeSpec::dir`]).
+    /// Two inputs with one output are refused, as the job refuses them before it starts: the
+    /// error names both and, when keeping the source extensions would separate them, says so.
+    pub fn output_paths(&self, paths: &[String]) -> Result<Vec<PathBuf>, EngineError> {
+        let mut seen: HashMap<PathBuf, usize> = HashMap::with_capacity(paths.len());
+        let mut out = Vec::with_capacity(paths.len());
+        for (row, p) in paths.iter().enumerate() {
+            let dest = pipeline::output_path(self, Some(p), row);
+            if let Some(first) = seen.insert(dest.clone(), row) {
+                let first = &paths[first];
+                // The way through, when there is one: keeping the source extensions.
+                let keep = EncodeSpec {
+                    keep_extension: true,
+                    ..self.clone()
+                };
+                let kept = [first.as_str(), p.as_str()]
+                    .map(|q| pipeline::output_path(&keep, Some(q), row));
+                let hint = if !self.keep_extension && kept[0] != kept[1] {
+                    format!(
+                        "; to keep both, keep the source extensions in the output names with \
+                         --keep-extension (EncodeSpec::keep_extension): {} and {}",
+                        kept[0].display(),
+                        kept[1].display()
+                    )
+                } else {
+                    "; rename one of them".to_string()
+                };
+                return Err(EngineError::Input {
+                    what: format!("{first} and {p}"),
+                    reason: format!("both would be written to {}{hint}", dest.display()),
+                });
+            }
+            out.push(dest);
+        }
+        Ok(out)
+    }
+}
+
+/// The temporary file a resize job writes `dest` through before renaming it into place, when
+/// the job's coordinator is process `coordinator`. A worker killed between the two leaves it
+/// behind; whoever redoes the image (the same coordinator's next worker, or a caller cleaning
+/// up after a lost coordinator) finds it under this name.
+pub fn temporary_path(dest: &std::path::Path, coordinator: u32) -> PathBuf {
+    let name = dest.file_name().unwrap_or_default().to_string_lossy();
+    let dir = dest.parent().unwrap_or(std::path::Path::new("."));
+    dir.join(format!(".{name}.shmframe-tmp.{coordinator}"))
 }
 
 /// Where and how the resized images are also written as files.

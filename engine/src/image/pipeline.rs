@@ -159,9 +159,7 @@ fn write_atomically(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let dir = dest.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let name = dest.file_name().unwrap_or_default().to_string_lossy();
-    let owner = std::os::unix::process::parent_id();
-    let tmp = dir.join(format!(".{name}.shmframe-tmp.{owner}"));
+    let tmp = super::temporary_path(dest, std::os::unix::process::parent_id());
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;

@@ -3,9 +3,6 @@
 //! scratch region of per-image reports; the execute half runs `crate::image::pipeline` over
 //! the chunk's images. A bad image fails alone: it is reported, not the job.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
-
 use arrow_array::{Array, LargeBinaryArray, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use serde::{Deserialize, Serialize};
@@ -68,8 +65,9 @@ pub(crate) fn plan(
             Ok::<_, EngineError>(s.iter().map(|v| v.unwrap_or("").to_string()).collect())
         })
         .transpose()?;
-    if let Some(enc) = encode {
-        check_collisions(enc, path_strings.as_deref(), rows)?;
+    // Two inputs that would be written to the same output file are refused up front.
+    if let (Some(enc), Some(paths)) = (encode, path_strings.as_deref()) {
+        enc.output_paths(paths)?;
     }
     let dir = cx.dir.clone();
 
@@ -290,44 +288,6 @@ fn check_spec(spec: &ResizeSpec, encode: Option<&EncodeSpec>) -> Result<(), Engi
             "min_oversample",
             format!("{}: must be a finite number >= 0", spec.min_oversample),
         ));
-    }
-    Ok(())
-}
-
-/// Two inputs that would be written to the same output file are refused up front.
-fn check_collisions(
-    enc: &EncodeSpec,
-    paths: Option<&[String]>,
-    rows: usize,
-) -> Result<(), EngineError> {
-    let Some(paths) = paths else { return Ok(()) };
-    let mut seen: HashMap<PathBuf, usize> = HashMap::with_capacity(rows);
-    for (row, p) in paths.iter().enumerate() {
-        let dest = pipeline::output_path(enc, Some(p), row);
-        if let Some(first) = seen.insert(dest.clone(), row) {
-            let first = &paths[first];
-            // The way through, when there is one: keeping the source extensions.
-            let keep = EncodeSpec {
-                keep_extension: true,
-                ..enc.clone()
-            };
-            let kept =
-                [first.as_str(), p.as_str()].map(|q| pipeline::output_path(&keep, Some(q), row));
-            let hint = if !enc.keep_extension && kept[0] != kept[1] {
-                format!(
-                    "; to keep both, keep the source extensions in the output names with \
-                     --keep-extension (EncodeSpec::keep_extension): {} and {}",
-                    kept[0].display(),
-                    kept[1].display()
-                )
-            } else {
-                "; rename one of them".to_string()
-            };
-            return Err(EngineError::Input {
-                what: format!("{first} and {p}"),
-                reason: format!("both would be written to {}{hint}", dest.display()),
-            });
-        }
     }
     Ok(())
 }

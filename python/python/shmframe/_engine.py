@@ -89,6 +89,11 @@ def sweep_stale(segment_dir: str | os.PathLike | None = None) -> list[str]:
     return _shmframe.sweep_stale(os.fspath(d))
 
 
+def _cores() -> int:
+    """The cores this process may run on (what the engine's copy threads are counted from)."""
+    return len(os.sched_getaffinity(0))
+
+
 def _on_huge_pages(path: str) -> bool:
     """Whether ``path`` is on a tmpfs mounted with ``huge=always`` or ``huge=within_size``."""
     best, huge = "", False
@@ -157,7 +162,7 @@ class Engine:
         )
         self._n_workers = self._native.workers
         self._huge_pages = _on_huge_pages(
-            os.fspath(segment_dir or os.environ.get("SHMFRAME_DIR") or "/dev/shm")
+            os.path.realpath(segment_dir or os.environ.get("SHMFRAME_DIR") or "/dev/shm")
         )
         # The thread that runs submitted jobs, made on first use (a list the finalizer shares).
         self._executor: list[concurrent.futures.Executor] = []
@@ -283,7 +288,7 @@ class Engine:
         if nbytes <= INLINE_BYTES:
             return False
         cost = COPY_COST_HUGE if self._huge_pages else COPY_COST_4K
-        threads = max(1, min(os.cpu_count() or 1, 8, nbytes // (64 << 20)))
+        threads = max(1, min(_cores(), 8, nbytes // (64 << 20)))
         return cost / threads + 1 / self._n_workers < 1
 
     def ping(self) -> float:
@@ -325,10 +330,10 @@ class Engine:
                 always uses the workers. Arrays you reuse belong in a :meth:`frame`, and
                 arrays you produce in :meth:`empty`: then nothing is copied and the pool wins.
 
-        Returns:
-            Ctrl-C (SIGINT) during the job raises ``KeyboardInterrupt`` within about 10 ms:
-            the job is cancelled and the engine stays usable.
+        Ctrl-C (SIGINT) during a job raises ``KeyboardInterrupt`` within about 30 ms: the job
+        is cancelled and the engine stays usable.
 
+        Returns:
             A 1-D array (one value per row) or, for ``normalize``, a 2-D array, of the
             input's float type. It is a read-only view of the output segment: assigning to it
             raises ``ValueError``, and the segment lives exactly as long as the array does.

@@ -4,6 +4,9 @@ import numpy as np
 
 WORKER_ENV: str
 KERNELS: list[str]
+RESIZE_FITS: list[str]
+RESIZE_FILTERS: list[str]
+RESIZE_FORMATS: list[str]
 
 def _worker_main() -> int | None:
     """Run this process as a worker when it was started as one."""
@@ -107,3 +110,15 @@ def resize(
     keep_extension: bool = False,
 ) -> tuple[Frame, list[tuple[str, str]], float]:
     """Resize image files; the tensor frame, failures and seconds."""
+
+def resize_outputs(
+    paths: list[str],
+    out_dir: str,
+    format: str = "jpeg",
+    strip_prefix: str | None = None,
+    keep_extension: bool = False,
+) -> list[str]:
+    """The file a resize job writes for each path; two inputs with one output are refused."""
+
+def resize_temporary_path(dest: str, coordinator: int) -> str:
+    """The temporary file a resize job writes ``dest`` through."""

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 import shmframe
+from shmframe import _shmframe
 from shmframe._errors import Error, InvalidInput, Timeout
 
 try:
@@ -73,12 +74,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The options of ``resize`` with their accepted values (the engine's, checked here before any
-#: work is sent so that a typo fails at once rather than once per batch).
-FITS = ("exact", "contain", "cover")
-FILTERS = ("lanczos3", "bicubic", "bilinear", "nearest")
-FORMATS = ("jpeg", "png", "webp")
-_EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp"}
+#: The options of ``resize`` with their accepted values (the engine's own tables, checked here
+#: before any work is sent so that a typo fails at once rather than once per batch).
+FITS: tuple[str, ...] = tuple(_shmframe.RESIZE_FITS)
+FILTERS: tuple[str, ...] = tuple(_shmframe.RESIZE_FILTERS)
+FORMATS: tuple[str, ...] = tuple(_shmframe.RESIZE_FORMATS)
 
 # A node or its actor was lost: the work is redone elsewhere.
 _LOST = (
@@ -247,11 +247,12 @@ class _NodeEngine:
         except Exception as e:
             return ("error", _reason(e))
         finally:
-            # The engine writes each file through ".NAME.shmframe-tmp.PID" (PID: the engine's
-            # process, this actor) and a rename; an actor lost mid-batch leaves its own.
+            # The engine writes each file through a temporary name carrying the coordinator's
+            # pid (the actor's) and a rename; an actor lost mid-batch leaves its own.
             for pid in stale_pids:
                 for name in outputs:
-                    _remove_quietly(os.path.join(out_dir, f".{name}.shmframe-tmp.{pid}"))
+                    dest = os.path.join(out_dir, name)
+                    _remove_quietly(os.fspath(_shmframe.resize_temporary_path(dest, pid)))
 
     def close(self) -> None:
         """Stop the engine's workers and remove its segments."""
@@ -782,28 +783,14 @@ class Cluster:
             else:
                 root = None
                 paths = [os.path.abspath(os.fspath(p)) for p in images]
-            ext = _EXTENSIONS[format]
-            # (input index, output folder relative to out_dir, output file name)
+            # The files the single-host engine would write, by its own rules (two inputs with
+            # one output are refused here, before any work): (input index, folder relative to
+            # out_dir, file name).
+            dests = _shmframe.resize_outputs(paths, out, format, root, keep_extension)
             placed: list[tuple[int, str, str]] = []
-            seen: dict[str, str] = {}
-            for i, p in enumerate(paths):
-                sub = "" if root is None else os.path.relpath(os.path.dirname(p), root)
-                sub = "" if sub == "." else sub
-                base = os.path.basename(p)
-                name = f"{base}.{ext}" if keep_extension else f"{os.path.splitext(base)[0]}.{ext}"
-                rel = os.path.join(sub, name)
-                if rel in seen:
-                    hint = (
-                        "rename one of them"
-                        if keep_extension
-                        else "to keep both, keep the source extensions with keep_extension=True"
-                    )
-                    raise InvalidInput(
-                        f"{seen[rel]} and {p}: both would be written to "
-                        f"{os.path.join(out, rel)}; {hint}"
-                    )
-                seen[rel] = p
-                placed.append((i, sub, name))
+            for i, dest in enumerate(map(os.fspath, dests)):
+                sub = os.path.relpath(os.path.dirname(dest), out)
+                placed.append((i, "" if sub == "." else sub, os.path.basename(dest)))
             groups: dict[str, list[tuple[int, str, str]]] = {}
             for item in placed:
                 groups.setdefault(item[1], []).append(item)
@@ -830,9 +817,9 @@ class Cluster:
                 for info in task.lost:
                     for _, _, name in items:
                         if "pid" in info:
-                            _remove_quietly(
-                                os.path.join(out, sub, f".{name}.shmframe-tmp.{info['pid']}")
-                            )
+                            dest = os.path.join(out, sub, name)
+                            tmp = _shmframe.resize_temporary_path(dest, info["pid"])
+                            _remove_quietly(os.fspath(tmp))
         failed: dict[int, str] = {}
         index = {p: i for i, p in enumerate(paths)}
         for task in tasks:
