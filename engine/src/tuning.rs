@@ -76,3 +76,9 @@ pub(crate) const CSV_INFER_ROWS: usize = 1000;
 /// The most columns a CSV header may have: a header of millions of fields would cost far more
 /// memory per field than the file spends on it.
 pub(crate) const CSV_MAX_COLUMNS: usize = 65_536;
+
+/// How long creating an output keeps trying after releasing recycled outputs to make room:
+/// their pages are freed only when the workers' mappings go too, which a worker drops just
+/// after it leaves the job that wrote them (a CI run once lost that race on an 8 MiB
+/// /dev/shm, in `faults::recycled_outputs_make_room`).
+pub(crate) const ROOM_WAIT: Duration = Duration::from_millis(200);

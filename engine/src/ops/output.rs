@@ -13,6 +13,7 @@ use crate::error::EngineError;
 use crate::frame::SharedFrame;
 use crate::protocol::{BufRef, Dtype, Loc, OutputDesc};
 use crate::recycle::{OutputKey, OutputPool};
+use crate::tuning::ROOM_WAIT;
 
 /// An engine's row-job outputs: where new ones are made and dropped ones wait for reuse.
 #[derive(Debug)]
@@ -123,7 +124,21 @@ impl RowOutputs {
                 if self.pool.bytes() > 0 =>
             {
                 self.pool.clear();
-                Ok((fresh()?, false))
+                // The released pages return to the file system only once every mapping of
+                // them is gone, and a worker unmaps a fresh output just after leaving its job
+                // (worker/mod.rs), possibly a moment after the coordinator saw the job done:
+                // look again, briefly, before calling the directory full.
+                let until = std::time::Instant::now() + ROOM_WAIT;
+                loop {
+                    match fresh() {
+                        Err(ArrowSegmentError::Segment(SegmentError::NoSpace { .. }))
+                            if std::time::Instant::now() < until =>
+                        {
+                            std::thread::sleep(std::time::Duration::from_millis(5));
+                        }
+                        r => return Ok((r?, false)),
+                    }
+                }
             }
             r => Ok((r?, false)),
         }
